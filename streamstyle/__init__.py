@@ -1,0 +1,20 @@
+"""streamstyle: real-time neural style transfer for video, webcams and streams."""
+
+from .errors import StreamstyleError
+from .runtime import Runtime, resolve_runtime
+from .styles import BuiltinStyle, ImageStyle, parse_style
+from .stylizer import MODELS, Stylizer, load_style_model, load_vgg19
+
+__version__ = "0.1.0"
+__all__ = [
+    "MODELS",
+    "BuiltinStyle",
+    "ImageStyle",
+    "Runtime",
+    "StreamstyleError",
+    "Stylizer",
+    "load_style_model",
+    "load_vgg19",
+    "parse_style",
+    "resolve_runtime",
+]

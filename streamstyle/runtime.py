@@ -1,0 +1,75 @@
+"""Where and how the networks run: device, compute precision and memory layout, chosen automatically."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from .errors import DeviceError
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    dtype: torch.dtype  # compute precision inside the networks (autocast); I/O stays float32
+    channels_last: bool
+
+    @property
+    def precision(self) -> str:
+        return next(name for name, dtype in PRECISIONS.items() if dtype == self.dtype)
+
+    @property
+    def default_batch_size(self) -> int:
+        # On CPU a batch of 4 costs 4-6x one frame (measured), so batching only adds latency there.
+        return 8 if self.device.type == "cuda" else 1
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        module = module.to(self.device).eval().requires_grad_(False)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def layout(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def describe(self) -> str:
+        layout = "channels_last" if self.channels_last else "NCHW"
+        return f"{self.device.type} {self.precision} {layout}"
+
+
+def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> Runtime:
+    """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16. 'auto' takes the first CUDA device when
+    there is one, fp16 there and fp32 on CPUs: bf16 is faster only on CPUs with native bf16 and changes up to
+    ~0.09 of a pixel's range, so on CPU it is opt-in. channels_last is lossless and faster on both (see
+    benchmarks/models.py)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {device!r} requested but CUDA is not available on this machine")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
+    elif chosen.type != "cpu":
+        raise DeviceError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if precision == "auto":
+        precision = "fp16" if chosen.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    if chosen.type == "cpu" and precision == "fp16":
+        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
+    if channels_last is None:
+        channels_last = True
+    return Runtime(chosen, PRECISIONS[precision], channels_last)
