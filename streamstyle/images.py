@@ -38,7 +38,9 @@ def write_image(image: np.ndarray, path: str | os.PathLike, quality: int = 95) -
     so an interrupted run never leaves a truncated file at `path`."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise OutputError(f"unsupported output image type {path.suffix!r}; use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+        raise OutputError(
+            f"unsupported output image type {path.suffix!r}; use one of {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         Image.fromarray(image).save(partial, quality=quality)

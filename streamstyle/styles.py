@@ -35,7 +35,7 @@ class ImageStyle:
     def label(self) -> str:
         if len(self.paths) == 1:
             return self.paths[0].stem
-        return " + ".join(f"{p.stem}:{w:.2g}" for p, w in zip(self.paths, self.weights))
+        return " + ".join(f"{p.stem}:{w:.2g}" for p, w in zip(self.paths, self.weights, strict=False))
 
 
 Style = BuiltinStyle | ImageStyle
@@ -65,11 +65,13 @@ def parse_style(spec: str | int | Path | Style) -> Style:
         try:
             weights.append(float(weight))
         except ValueError:
-            raise StyleSpecError(f"style weight {weight!r} in {text!r} is not a number (use e.g. 3:0.5,12:0.5)") from None
+            raise StyleSpecError(
+                f"style weight {weight!r} in {text!r} is not a number (use e.g. 3:0.5,12:0.5)"
+            ) from None
         names.append(name)
     if all(name.lstrip("+-").isdigit() for name in names):
         mix = [0.0] * NUM_STYLES
-        for name, weight in zip(names, weights):
+        for name, weight in zip(names, weights, strict=False):
             index = int(name)
             if not 0 <= index < NUM_STYLES:
                 raise StyleSpecError(f"unknown built-in style {index}: the built-in styles are 0 to {NUM_STYLES - 1}")

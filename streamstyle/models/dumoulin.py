@@ -35,7 +35,7 @@ class Dumoulin26(nn.Module):
     def norm_params(self, style_weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         gammas = (style_weights @ self.gammas).split(NORM_CHANNELS, dim=1)
         betas = (style_weights @ self.betas).split(NORM_CHANNELS, dim=1)
-        return list(zip(gammas, betas))
+        return list(zip(gammas, betas, strict=False))
 
     def forward(self, content: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         """content: [B,3,H,W] RGB in [0,1], H and W multiples of 4; style_weights: [B,26] summing to 1."""

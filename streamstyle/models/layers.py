@@ -10,7 +10,9 @@ NormParams = tuple[torch.Tensor, torch.Tensor]
 """Per-sample scale and shift of a conditional instance norm, each shaped [B, C]."""
 
 
-def conditional_instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def conditional_instance_norm(
+    x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
     """Instance-normalise x [B,C,H,W] (biased variance) and apply a per-sample scale and shift [B,C]."""
     var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
     scale = gamma[:, :, None, None] * torch.rsqrt(var + eps)

@@ -62,7 +62,7 @@ class MagentaTransformer(nn.Module):
 
     def norm_params(self, style: torch.Tensor) -> list[NormParams]:
         gammas, betas = self.style_to_norms(style).chunk(2, dim=1)
-        return list(zip(gammas.split(NORM_CHANNELS, dim=1), betas.split(NORM_CHANNELS, dim=1)))
+        return list(zip(gammas.split(NORM_CHANNELS, dim=1), betas.split(NORM_CHANNELS, dim=1), strict=False))
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """content: [B,3,H,W] RGB in [0,1], H and W multiples of 4; style: [B,100]. Returns [B,3,H,W] in [0,1]."""

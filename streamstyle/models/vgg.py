@@ -37,7 +37,9 @@ class VGG19Features(nn.Module):
             if isinstance(layer, nn.ReLU):
                 layer.inplace = False  # the outputs we return must not be overwritten by the next layer
 
-    def forward(self, rgb: torch.Tensor, layers: Iterable[str] = STYLE_LAYERS + CONTENT_LAYERS) -> dict[str, torch.Tensor]:
+    def forward(
+        self, rgb: torch.Tensor, layers: Iterable[str] = STYLE_LAYERS + CONTENT_LAYERS
+    ) -> dict[str, torch.Tensor]:
         """rgb: [B,3,H,W] in [0,1]. Returns the activations of the named ReLU layers."""
         wanted = {LAYER_INDEX[name]: name for name in layers}
         found = {}
