@@ -10,6 +10,37 @@ from .errors import InputError, StyleSpecError
 from .models.dumoulin import NUM_STYLES
 
 
+# What each built-in style looks like (described from `streamstyle styles --sheet`; the weights carry no names).
+BUILTIN_STYLE_LOOKS = (
+    "pale pastel wash",
+    "black comic outlines on yellow",
+    "soft grey pastel",
+    "vivid mosaic of blue, red and yellow strokes",
+    "warm red and sky blue",
+    "orange-red brushwork",
+    "indigo with dark dots",
+    "bold primaries: yellow, blue, black",
+    "pastel sketch on white",
+    "teal and red textile pattern",
+    "brown sepia oil",
+    "yellow ochre ink sketch",
+    "pale lavender and gold",
+    "green-yellow expressionist",
+    "icy blue watercolour",
+    "pastel stained glass",
+    "blue and ochre strokes",
+    "red and blue rectangles",
+    "sepia etching",
+    "blue swirls, starry-night like",
+    "red expressionist",
+    "black and pink cut-outs",
+    "dark blue ink with red accents",
+    "dark nocturne",
+    "cream and navy relief",
+    "gold and blue impasto",
+)
+
+
 @dataclass(frozen=True)
 class BuiltinStyle:
     """A blend of the 26 styles the Dumoulin et al. network was trained on."""

