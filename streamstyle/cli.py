@@ -71,7 +71,8 @@ def style_options(command):
         "--style",
         "-s",
         required=True,
-        help="Built-in style index (7), a blend (3:0.5,12:0.5), a painting file, or painting blend (a.jpg:0.7,b.jpg:0.3).",
+        help="Built-in style index (7), a blend (3:0.5,12:0.5), a painting file, "
+        "or a blend of paintings (a.jpg:0.7,b.jpg:0.3).",
     )(command)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from .errors import InputError, StyleSpecError
 from .models.dumoulin import NUM_STYLES
 
-
 # What each built-in style looks like (described from `streamstyle styles --sheet`; the weights carry no names).
 BUILTIN_STYLE_LOOKS = (
     "pale pastel wash",
