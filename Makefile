@@ -34,7 +34,7 @@ docs: venv
 	$(BIN)/python -c "from streamstyle.images import read_image, fit_within, write_image; write_image(fit_within(read_image('samples/photos/skimage_chelsea.png'), 360), 'docs/chelsea.png')"
 	$(BIN)/streamstyle image docs/chelsea.png docs/chelsea_starry.png --style samples/paintings/vangogh_starry_night.jpg --quiet
 	$(BIN)/streamstyle image docs/chelsea.png docs/chelsea_style7.png --style 7 --quiet
-	$(BIN)/streamstyle styles --sheet samples/photos/skimage_coffee.png -o docs/styles_sheet.png --tile 200
+	$(BIN)/streamstyle styles --sheet samples/photos/skimage_coffee.png -o docs/styles_sheet.jpg --tile 200
 
 clean:
 	rm -rf $(VENV) $(OUT)
