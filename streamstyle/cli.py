@@ -121,6 +121,63 @@ def image(
         console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
 
 
+def parse_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    width, sep, height = value.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or int(width) < 8 or int(height) < 8:
+        raise click.BadParameter(f"{value!r} is not a size like 1280x720")
+    return int(width), int(height)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@style_options
+@click.option("--batch-size", type=click.IntRange(min=1), help="Frames per model call (default: 8 on CUDA, 1 on CPU).")
+@click.option("--max-size", type=click.IntRange(min=8), help="Run the model with the longer side at most this.")
+@click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Run the model at this fraction of the input size.")
+@click.option("--output-size", help="WIDTHxHEIGHT of the output video (default: the input's).")
+@click.option("--codec", default="libx264", show_default=True, help="libx264, libx265, libvpx-vp9, h264_nvenc...")
+@click.option("--crf", type=click.IntRange(0, 63), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
+@click.option("--preset", default="fast", show_default=True, help="Encoder speed/size trade-off (x264/x265/nvenc).")
+@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@runtime_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+def file(
+    source: Path,
+    output: Path,
+    style: str,
+    model: str | None,
+    strength: float,
+    preserve_color: bool,
+    batch_size: int | None,
+    max_size: int | None,
+    scale: float | None,
+    output_size: str | None,
+    codec: str,
+    crf: int | None,
+    preset: str,
+    pix_fmt: str,
+    device: str,
+    precision: str,
+    quiet: bool,
+) -> None:
+    """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
+    from .progress import file_progress, print_file_summary
+    from .stylizer import Stylizer
+    from .video import EncoderSettings, SizeSettings, check_paths, stylize_file
+
+    sizes = SizeSettings(max_size, scale, parse_size(output_size))
+    check_paths(source, output)
+    stylizer = Stylizer(style, model, strength, preserve_color, device, precision)
+    encoder = EncoderSettings(codec, crf, preset, pix_fmt)
+    with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
+        report = stylize_file(source, output, stylizer, batch_size, sizes, encoder, on_progress)
+    if not quiet:
+        print_file_summary(console, report, stylizer)
+
+
 @cli.command()
 @click.option("--sheet", "photo", type=click.Path(path_type=Path), help="Render all built-in styles on this photo.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("styles_sheet.png"), show_default=True)

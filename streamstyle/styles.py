@@ -65,7 +65,7 @@ class ImageStyle:
     def label(self) -> str:
         if len(self.paths) == 1:
             return self.paths[0].stem
-        return " + ".join(f"{p.stem}:{w:.2g}" for p, w in zip(self.paths, self.weights, strict=False))
+        return " + ".join(f"{p.stem}:{w:.2g}" for p, w in zip(self.paths, self.weights, strict=True))
 
 
 Style = BuiltinStyle | ImageStyle
@@ -101,7 +101,7 @@ def parse_style(spec: str | int | Path | Style) -> Style:
         names.append(name)
     if all(name.lstrip("+-").isdigit() for name in names):
         mix = [0.0] * NUM_STYLES
-        for name, weight in zip(names, weights, strict=False):
+        for name, weight in zip(names, weights, strict=True):
             index = int(name)
             if not 0 <= index < NUM_STYLES:
                 raise StyleSpecError(f"unknown built-in style {index}: the built-in styles are 0 to {NUM_STYLES - 1}")

@@ -135,7 +135,7 @@ class MagentaModel(StyleModel):
         return self._vectors[key]
 
     def style_vector(self, style: ImageStyle) -> torch.Tensor:
-        return sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights, strict=False))
+        return sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights, strict=True))
 
     def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float) -> torch.Tensor:
         for style in styles:

@@ -202,7 +202,7 @@ def convert_dumoulin26(path: Path) -> StateDict:
     ours = ["conv1", "conv2", "conv3"]
     ours += [f"residuals.{r}.conv{c + 1}" for r in range(6) for c in (0, 1)]
     ours += ["upsample1", "upsample2", "output"]
-    state = {f"{key}.conv.weight": _tensor(values[f"{layer}.w"]) for key, layer in zip(ours, layers, strict=False)}
+    state = {f"{key}.conv.weight": _tensor(values[f"{layer}.w"]) for key, layer in zip(ours, layers, strict=True)}
     assert tuple(values[f"{layer}.norm.gamma"].shape[1] for layer in layers) == DUMOULIN_NORM_CHANNELS
     state["gammas"] = _tensor(np.concatenate([values[f"{layer}.norm.gamma"] for layer in layers], axis=1))
     state["betas"] = _tensor(np.concatenate([values[f"{layer}.norm.beta"] for layer in layers], axis=1))

@@ -1,0 +1,141 @@
+"""A chain of stages, each in its own thread, joined by bounded queues: decode, inference and encode overlap,
+and memory stays bounded whatever the length of the input.
+
+A stage is a function from an iterator of items to an iterator of items. Items a stage does not handle (audio
+packets, markers) it passes on in order. The first error in any stage stops the whole chain and is re-raised
+by `Chain.run`; so is a stop request (Ctrl-C)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+Stage = Callable[[Iterator[object]], Iterator[object]]
+_END = object()
+_POLL_SECONDS = 0.1
+
+
+class Stopped(Exception):
+    """The chain was asked to stop before its source ran out."""
+
+
+@dataclass
+class StageTimer:
+    """Seconds a stage spent working, not waiting on its neighbours."""
+
+    name: str
+    busy: float = 0.0
+    items: int = 0
+
+
+@dataclass
+class Chain:
+    """source → stages... → sink, every step in a thread of its own."""
+
+    source: Iterable[object]
+    stages: list[tuple[str, Stage]]
+    sink: Callable[[Iterator[object]], None]
+    queue_size: int = 8
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    timers: list[StageTimer] = field(default_factory=list)
+    _errors: list[BaseException] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _receive(self, inbox: queue.Queue, timer: StageTimer) -> Iterator[object]:
+        while True:
+            waited = time.perf_counter()
+            while True:
+                if self.stop_event.is_set():
+                    raise Stopped
+                try:
+                    item = inbox.get(timeout=_POLL_SECONDS)
+                    break
+                except queue.Empty:
+                    continue
+            timer.busy -= time.perf_counter() - waited
+            if item is _END:
+                return
+            yield item
+
+    def _send(self, outbox: queue.Queue, item: object, timer: StageTimer) -> None:
+        waited = time.perf_counter()
+        while not self.stop_event.is_set():
+            try:
+                outbox.put(item, timeout=_POLL_SECONDS)
+                break
+            except queue.Full:
+                continue
+        timer.busy -= time.perf_counter() - waited
+
+    def _run_step(self, timer: StageTimer, produce: Callable[[], Iterator[object]] | None,
+                  consume: Callable[[Iterator[object]], None] | None, outbox: queue.Queue | None) -> None:  # fmt: skip
+        start = time.perf_counter()
+        try:
+            if consume is not None:
+                consume(iter(produce()))
+            else:
+                for item in produce():
+                    timer.items += 1
+                    self._send(outbox, item, timer)
+                self._send(outbox, _END, timer)
+        except Stopped:
+            pass
+        except BaseException as error:  # handed to the caller of run()
+            self._errors.append(error)
+            self.stop_event.set()
+        finally:
+            timer.busy += time.perf_counter() - start
+
+    def run(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Run to the end of the source; on_tick is called in the caller's thread about 10 times a second."""
+        names = ["source", *[name for name, _ in self.stages], "sink"]
+        self.timers = [StageTimer(name) for name in names]
+        queues = [queue.Queue(maxsize=self.queue_size) for _ in range(len(self.stages) + 1)]
+        threads = [
+            threading.Thread(
+                target=self._run_step,
+                args=(self.timers[0], lambda: iter(self.source), None, queues[0]),
+                name="streamstyle-source",
+                daemon=True,
+            )
+        ]
+        for index, (name, stage) in enumerate(self.stages):
+            inbox, timer = queues[index], self.timers[index + 1]
+            threads.append(
+                threading.Thread(
+                    target=self._run_step,
+                    args=(timer, lambda s=stage, i=inbox, t=timer: s(self._receive(i, t)), None, queues[index + 1]),
+                    name=f"streamstyle-{name}",
+                    daemon=True,
+                )
+            )
+        sink_timer = self.timers[-1]
+        threads.append(
+            threading.Thread(
+                target=self._run_step,
+                args=(sink_timer, lambda: self._receive(queues[-1], sink_timer), self.sink, None),
+                name="streamstyle-sink",
+                daemon=True,
+            )
+        )
+        for thread in threads:
+            thread.start()
+        try:
+            while any(thread.is_alive() for thread in threads):
+                threads[-1].join(timeout=_POLL_SECONDS)
+                if on_tick:
+                    on_tick()
+        except BaseException:
+            self.stop_event.set()
+            for thread in threads:
+                thread.join(timeout=10)
+            raise
+        if self._errors:
+            raise self._errors[0]
+        if self.stop_event.is_set():
+            raise Stopped
