@@ -1,6 +1,6 @@
 """Cut the first SECONDS of a media file by copying packets (no re-encode), for the small sample clips.
 
-    python scripts/cut_clip.py IN OUT SECONDS
+python scripts/cut_clip.py IN OUT SECONDS
 """
 
 import sys

@@ -4,17 +4,22 @@ from .errors import StreamstyleError
 from .runtime import Runtime, resolve_runtime
 from .styles import BuiltinStyle, ImageStyle, parse_style
 from .stylizer import MODELS, Stylizer, load_style_model, load_vgg19
+from .video import EncoderSettings, FileReport, SizeSettings, stylize_file
 
 __version__ = "0.1.0"
 __all__ = [
     "MODELS",
     "BuiltinStyle",
+    "EncoderSettings",
+    "FileReport",
     "ImageStyle",
     "Runtime",
+    "SizeSettings",
     "StreamstyleError",
     "Stylizer",
     "load_style_model",
     "load_vgg19",
     "parse_style",
     "resolve_runtime",
+    "stylize_file",
 ]

@@ -181,9 +181,11 @@ def output_shape(height: int, width: int, sizes: SizeSettings, pix_fmt: str) -> 
     return height, width
 
 
-def stylize_stage(stylizer: Stylizer, batch_size: int, sizes: SizeSettings, pix_fmt: str) -> Stage:
+def stylize_stage(stylizer: Stylizer, batch_size: int, sizes: SizeSettings, pix_fmt: str, notes: list[str]) -> Stage:
     """Batches frames through the network at the inference size and returns them at the output size. Other
     items keep their place among the frames."""
+
+    notes_made: list[bool] = []
 
     def run_batch(pending: list) -> Iterator[object]:
         frames = [item for item in pending if isinstance(item, Frame)]
@@ -195,6 +197,10 @@ def stylize_stage(stylizer: Stylizer, batch_size: int, sizes: SizeSettings, pix_
             if infer_shape != (height, width):
                 batch = F.interpolate(batch, size=infer_shape, mode="bilinear", antialias=True, align_corners=False)
             styled = stylizer.stylize_tensor(batch)
+            if out_shape != (height, width) and not sizes.output_size and not notes_made:
+                written = f"{out_shape[1]}x{out_shape[0]}"
+                notes.append(f"{pix_fmt} needs even sizes: {width}x{height} is written as {written}")
+                notes_made.append(True)
             if tuple(styled.shape[2:]) != out_shape:
                 if infer_shape == (height, width) and out_shape == (height - height % 2, width - width % 2):
                     styled = styled[:, :, : out_shape[0], : out_shape[1]]  # odd size made even: crop, don't resample
@@ -234,8 +240,10 @@ class FileSink:
         self.notes: list[str] = []
         self.frames = 0
         try:
+            self.partial.touch()  # PyAV opens the file only at the first packet: find out now
             self.container = av.open(str(self.partial), "w")
         except (av.error.FFmpegError, ValueError, OSError) as error:
+            self.partial.unlink(missing_ok=True)
             raise OutputError(f"cannot write {output}: {getattr(error, 'strerror', None) or error}") from None
         try:
             self._add_streams(source, encoder)
@@ -275,6 +283,7 @@ class FileSink:
             else:
                 codec = "aac" if "aac" in self.container.supported_codecs else self.container.default_audio_codec
                 self.audio[stream.index] = self.container.add_stream(codec, rate=stream.rate)
+                self.audio[stream.index].layout = _named_layout(stream.codec_context.layout)
                 self.reencode.add(stream.index)
                 self.notes.append(
                     f"audio stream {stream.index} ({stream.codec_context.name}) cannot go in "
@@ -383,7 +392,9 @@ def stylize_file(
         sink = FileSink(output, container, encoder)
         file_source = FileSource(container, sink.reencode)
         batch_size = batch_size or stylizer.runtime.default_batch_size
-        chain = Chain(file_source, [("model", stylize_stage(stylizer, batch_size, sizes, encoder.pix_fmt))], sink)
+        notes = list(sink.notes)
+        stage = stylize_stage(stylizer, batch_size, sizes, encoder.pix_fmt, notes)
+        chain = Chain(file_source, [("model", stage)], sink)
         total = container.streams.video[0].frames or _estimate_frames(container)
         start = time.perf_counter()
         try:
@@ -396,7 +407,6 @@ def stylize_file(
         sink.commit()
     seconds = time.perf_counter() - start
     busy = {timer.name: timer.busy for timer in chain.timers}
-    notes = list(sink.notes)
     if file_source.corrupt_packets:
         notes.append(f"skipped {file_source.corrupt_packets} corrupt video packet(s)")
     return FileReport(
@@ -407,6 +417,16 @@ def stylize_file(
         file_source.corrupt_packets,
         notes,
     )
+
+
+# FFmpeg's default layout for each channel count, for files that leave theirs unspecified ("2 channels").
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _named_layout(layout: av.AudioLayout) -> str:
+    if layout.name.endswith("channels"):
+        return _DEFAULT_LAYOUTS.get(layout.nb_channels, "stereo")
+    return layout.name
 
 
 def _estimate_frames(container: av.container.InputContainer) -> int | None:

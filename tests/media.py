@@ -1,0 +1,88 @@
+"""Reading back what the pipeline wrote, and building inputs the samples lack (VFR, odd stream layouts)."""
+
+from __future__ import annotations
+
+import hashlib
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def video_timestamps(path: Path) -> list[Fraction]:
+    """Presentation time of every decoded video frame, in seconds, in decode-output order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [frame.pts * frame.time_base for frame in container.decode(stream)]
+
+
+def audio_digest(path: Path, stream: int = 0) -> tuple[int, str]:
+    """(packet count, md5 of all packet payloads) of an audio stream."""
+    digest = hashlib.md5()
+    count = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.audio[stream]):
+            if packet.dts is None:
+                continue
+            digest.update(bytes(packet))
+            count += 1
+    return count, digest.hexdigest()
+
+
+def first_frame(path: Path, index: int = 0) -> np.ndarray:
+    with av.open(str(path)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            if n == index:
+                return frame.to_ndarray(format="rgb24")
+    raise IndexError(index)
+
+
+def write_vfr_clip(path: Path, pts_ms: list[int], size: tuple[int, int] = (160, 96)) -> None:
+    """H.264 with irregular frame times (a variable frame rate), time base 1/1000."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, pts in enumerate(pts_ms):
+            image = np.zeros((size[1], size[0], 3), np.uint8)
+            image[:, : (i * 7) % size[0]] = (200, 80, 40)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _mux_tone(container: av.container.OutputContainer, audio: av.AudioStream, seconds: float) -> None:
+    samples = (np.sin(np.arange(int(8000 * seconds)) * 2 * np.pi * 440 / 8000) * 12000).astype(np.int16)
+    resampler = av.AudioResampler(format=audio.codec_context.format, layout="mono", rate=8000)
+    for start in range(0, len(samples), 800):
+        frame = av.AudioFrame.from_ndarray(samples[None, start : start + 800], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 8000, start
+        for chunk in resampler.resample(frame):
+            container.mux(audio.encode(chunk))
+    container.mux(audio.encode(None))
+
+
+def write_tone(path: Path, audio_codec: str, seconds: float = 1.0) -> None:
+    """An audio-only file: a 440 Hz tone."""
+    with av.open(str(path), "w") as container:
+        audio = container.add_stream(audio_codec, rate=8000)
+        audio.layout = "mono"
+        _mux_tone(container, audio, seconds)
+
+
+def write_audio_first_clip(path: Path, video_source: Path, audio_codec: str, seconds: float = 2.0) -> None:
+    """A Matroska file whose stream 0 is audio (a tone in `audio_codec`) and stream 1 the video of
+    `video_source` copied packet for packet."""
+    with av.open(str(video_source)) as source, av.open(str(path), "w") as container:
+        audio = container.add_stream(audio_codec, rate=8000)
+        audio.layout = "mono"
+        video = container.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is None or packet.pts * packet.time_base >= seconds:
+                continue
+            packet.stream = video
+            container.mux(packet)
+        _mux_tone(container, audio, seconds)
