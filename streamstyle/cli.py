@@ -140,7 +140,7 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--output-size", help="WIDTHxHEIGHT of the output video (default: the input's).")
 @click.option("--codec", default="libx264", show_default=True, help="libx264, libx265, libvpx-vp9, h264_nvenc...")
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
-@click.option("--preset", default="fast", show_default=True, help="Encoder speed/size trade-off (x264/x265/nvenc).")
+@click.option("--preset", default="veryfast", show_default=True, help="Encoder speed/size trade-off (x264, x265).")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
 @runtime_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")

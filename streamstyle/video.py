@@ -51,7 +51,7 @@ class AudioPacket:
 class EncoderSettings:
     codec: str = "libx264"
     crf: int | None = None  # None: the codec's default in _DEFAULT_CRF
-    preset: str | None = "fast"
+    preset: str | None = "veryfast"
     pix_fmt: str = "yuv420p"
 
     def options(self) -> dict[str, str]:

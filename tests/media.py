@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -86,3 +87,25 @@ def write_audio_first_clip(path: Path, video_source: Path, audio_codec: str, sec
             packet.stream = video
             container.mux(packet)
         _mux_tone(container, audio, seconds)
+
+
+def write_rotated_clip(path: Path, frames: int = 10, size: tuple[int, int] = (128, 64)) -> None:
+    """An H.264 mp4 stored landscape with a red square top-left, whose track header says 'turn 90 degrees
+    clockwise to display' (as phones write portrait video). PyAV cannot set the display matrix, so the tkhd
+    box's matrix is patched in place."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            image = np.full((size[1], size[0], 3), 40, np.uint8)
+            image[:32, :32] = (220, 30, 30)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    data = bytearray(path.read_bytes())
+    box = data.find(b"tkhd")
+    matrix = box + 4 + (40 if data[box + 4] == 0 else 52)  # after the version 0 / 1 header fields
+    struct.pack_into(">9i", data, matrix, 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))

@@ -14,7 +14,15 @@ from streamstyle.errors import InputError, OutputError
 from streamstyle.video import SizeSettings
 
 from .conftest import SAMPLES
-from .media import audio_digest, first_frame, video_timestamps, write_audio_first_clip, write_tone, write_vfr_clip
+from .media import (
+    audio_digest,
+    first_frame,
+    video_timestamps,
+    write_audio_first_clip,
+    write_rotated_clip,
+    write_tone,
+    write_vfr_clip,
+)
 
 CLIPS = SAMPLES / "clips"
 BUNNY = CLIPS / "bigbuckbunny_2s.mp4"  # H.264 720p + AAC 5.1
@@ -188,3 +196,20 @@ def test_cli_prints_a_summary_of_where_time_went(tmp_path):
     for stage in ("decode", "model", "encode"):
         assert stage in result.stderr
     assert out.exists()
+
+
+def test_rotated_phone_video_comes_out_upright(tmp_path):
+    source = tmp_path / "portrait.mp4"
+    write_rotated_clip(source)
+    import av
+
+    with av.open(str(source)) as container:
+        assert next(container.decode(video=0)).rotation == -90
+    out = tmp_path / "out.mp4"
+    # Strength 0 on the 26-style net returns the input, so the pixels show where the red corner went.
+    streamstyle.stylize_file(source, out, streamstyle.Stylizer("7", strength=0.0, device="cpu"))
+    frame = first_frame(out)
+    assert frame.shape == (128, 64, 3)
+    top_right, top_left = frame[4:28, 40:60].mean(axis=(0, 1)), frame[4:28, 4:24].mean(axis=(0, 1))
+    assert top_right[0] > 150 and top_right[1] < 80  # red, turned clockwise into the top-right corner
+    assert top_left[0] < 80
