@@ -109,3 +109,22 @@ def write_rotated_clip(path: Path, frames: int = 10, size: tuple[int, int] = (12
     matrix = box + 4 + (40 if data[box + 4] == 0 else 52)  # after the version 0 / 1 header fields
     struct.pack_into(">9i", data, matrix, 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
     path.write_bytes(bytes(data))
+
+
+def write_full_range_clip(path: Path, frames: int = 8, size: tuple[int, int] = (96, 64)) -> None:
+    """H.264 in full ('pc', JPEG) range, tagged so: a grey ramp from black to white."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.color_range = 2  # full range
+        ramp = np.linspace(0, 255, size[0]).astype(np.uint8)
+        image = np.repeat(np.repeat(ramp[None, :, None], size[1], axis=0), 3, axis=2)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                format="yuv420p", src_colorspace="itu601", dst_colorspace="itu601", dst_color_range="JPEG"
+            )
+            frame.color_range = 2
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))

@@ -19,6 +19,7 @@ from .media import (
     first_frame,
     video_timestamps,
     write_audio_first_clip,
+    write_full_range_clip,
     write_rotated_clip,
     write_tone,
     write_vfr_clip,
@@ -213,3 +214,46 @@ def test_rotated_phone_video_comes_out_upright(tmp_path):
     top_right, top_left = frame[4:28, 40:60].mean(axis=(0, 1)), frame[4:28, 4:24].mean(axis=(0, 1))
     assert top_right[0] > 150 and top_right[1] < 80  # red, turned clockwise into the top-right corner
     assert top_left[0] < 80
+
+
+def decoded_rgb(path):
+    import av
+
+    from streamstyle.video import upright_rgb
+
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return upright_rgb(frame), container.streams.video[0].codec_context.color_range
+
+
+def test_full_range_video_keeps_its_levels_and_range_tag(tmp_path):
+    source = tmp_path / "full.mp4"
+    write_full_range_clip(source)
+    rgb_in, range_in = decoded_rgb(source)
+    assert range_in == 2 and rgb_in.min() < 8 and rgb_in.max() > 247  # really full range
+    out = tmp_path / "out.mp4"
+    streamstyle.stylize_file(source, out, streamstyle.Stylizer("7", strength=0.0, device="cpu"))
+    rgb_out, range_out = decoded_rgb(out)
+    assert range_out == 2
+    # Treating full range as limited (or the reverse) would stretch or squash the ramp by ~16 levels at the ends.
+    assert np.abs(rgb_out.astype(int) - rgb_in.astype(int)).mean() < 3
+    assert rgb_out.min() < 8 and rgb_out.max() > 247
+
+
+def test_webm_vp9_output_reencodes_aac_to_opus_and_says_so(tmp_path, stylizer):
+    out = tmp_path / "bunny.webm"
+    report = streamstyle.stylize_file(
+        BUNNY,
+        out,
+        stylizer,
+        sizes=SizeSettings(max_size=96, output_size=(320, 180)),
+        encoder=streamstyle.EncoderSettings(codec="libvpx-vp9"),
+    )
+    assert report.frames == 50
+    assert any("re-encoded to opus" in note or "re-encoded to libopus" in note for note in report.notes), report.notes
+    import av
+
+    with av.open(str(out)) as result:
+        assert result.streams.video[0].codec_context.name == "vp9"
+        assert result.streams.audio[0].codec_context.name in ("opus", "libopus")
+    assert len(video_timestamps(out)) == 50
