@@ -16,7 +16,8 @@ from pathlib import Path
 import av
 
 from streamstyle import EncoderSettings, SizeSettings, Stylizer, stylize_file
-from streamstyle.video import FileSource, open_video, stylize_stage
+from streamstyle.stages import stylize_stage
+from streamstyle.video import FileSource, open_video
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -2,9 +2,10 @@
 
 from .errors import StreamstyleError
 from .runtime import Runtime, resolve_runtime
+from .stages import SizeSettings, TemporalSettings
 from .styles import BuiltinStyle, ImageStyle, parse_style
 from .stylizer import MODELS, Stylizer, load_style_model, load_vgg19
-from .video import EncoderSettings, FileReport, SizeSettings, stylize_file
+from .video import EncoderSettings, FileReport, stylize_file
 
 __version__ = "0.1.0"
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "SizeSettings",
     "StreamstyleError",
     "Stylizer",
+    "TemporalSettings",
     "load_style_model",
     "load_vgg19",
     "parse_style",

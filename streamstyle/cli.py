@@ -11,6 +11,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import StreamstyleError
+from .stages import TemporalSettings
 
 console = Console(stderr=True, highlight=False)
 
@@ -142,6 +143,20 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
 @click.option("--preset", default="veryfast", show_default=True, help="Encoder speed/size trade-off (x264, x265).")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@click.option(
+    "--temporal",
+    type=click.Choice(["flow", "ema", "off"]),
+    default="flow",
+    show_default=True,
+    help="Flicker reduction: flow-guided blending with the previous output, a plain running average, or none.",
+)
+@click.option(
+    "--smooth",
+    type=click.FloatRange(0.0, 1.0),
+    default=TemporalSettings().smooth,
+    show_default=True,
+    help="Weight of the previous output in the blend.",
+)
 @runtime_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def file(
@@ -159,23 +174,45 @@ def file(
     crf: int | None,
     preset: str,
     pix_fmt: str,
+    temporal: str,
+    smooth: float,
     device: str,
     precision: str,
     quiet: bool,
 ) -> None:
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
     from .progress import file_progress, print_file_summary
+    from .stages import SizeSettings
     from .stylizer import Stylizer
-    from .video import EncoderSettings, SizeSettings, check_paths, stylize_file
+    from .video import EncoderSettings, check_paths, stylize_file
 
     sizes = SizeSettings(max_size, scale, parse_size(output_size))
     check_paths(source, output)
     stylizer = Stylizer(style, model, strength, preserve_color, device, precision)
     encoder = EncoderSettings(codec, crf, preset, pix_fmt)
     with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
-        report = stylize_file(source, output, stylizer, batch_size, sizes, encoder, on_progress)
+        report = stylize_file(
+            source, output, stylizer, batch_size, sizes, encoder, TemporalSettings(temporal, smooth), on_progress
+        )
     if not quiet:
         print_file_summary(console, report, stylizer)
+
+
+@cli.command("eval-temporal")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--reference", type=click.Path(path_type=Path), help="The per-frame stylization, for faithfulness.")
+def eval_temporal(source: Path, output: Path, reference: Path | None) -> None:
+    """Flicker of OUTPUT, a stylization of SOURCE: the warping error of Lai et al. 2018 (mean squared RGB
+    difference on [0,1] between consecutive output frames along the input's optical flow, occlusions masked).
+    With --reference, also the mean difference from the per-frame stylization."""
+    from .evaluation import evaluate_files
+
+    report = evaluate_files(source, output, reference)
+    out = Console()
+    out.print(f"warping error  {report.warping_error:.5f}  ({report.pairs} frame pairs, {report.cuts} cuts skipped)")
+    if report.faithfulness is not None:
+        out.print(f"faithfulness   {report.faithfulness:.4f}  (mean |output - reference| on [0,1])")
 
 
 @cli.command()

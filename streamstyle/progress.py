@@ -38,10 +38,9 @@ def file_progress(quiet: bool, description: str) -> Iterator[Callable[[int, int 
 
 
 def print_file_summary(console: Console, report: FileReport, stylizer: Stylizer) -> None:
-    busy = report.stage_seconds
+    busy = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.stage_seconds.items())
     console.print(
-        f"{report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps); "
-        f"busy: decode {busy['decode']:.1f} s, model {busy['model']:.1f} s, encode {busy['encode']:.1f} s"
+        f"{report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps); busy: {busy}"
     )
     console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
     for note in report.notes:

@@ -71,9 +71,15 @@ class StyleModel:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
 
-    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float) -> torch.Tensor:
-        """The network's style input for each sample, [B, D]."""
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """The network's style input for each sample, [B, D]. `reference` replaces the content's own style
+        where strength < 1 needs it, so that video uses one for all frames."""
         raise NotImplementedError
+
+    def content_reference(self, content: torch.Tensor, strength: float) -> torch.Tensor | None:
+        """What `reference` should be for a video starting with `content`; None where nothing is needed."""
+        return None
 
     def blends_output(self) -> bool:
         """Whether strength < 1 is applied by mixing the output with the content (no style-space blend)."""
@@ -86,6 +92,7 @@ class StyleModel:
         style: Style | Sequence[Style],
         strength: float = 1.0,
         keep_colors: bool = False,
+        reference: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """content [B,3,H,W] in [0,1] on the runtime's device, any H and W; one style for the batch or one per
         sample. Returns [B,3,H,W] float32 in [0,1]."""
@@ -96,7 +103,7 @@ class StyleModel:
             raise StyleSpecError(f"strength must be between 0 and 1, got {strength}")
         height, width = content.shape[2:]
         with self.runtime.autocast():
-            condition = self.conditioning(styles, content, strength)
+            condition = self.conditioning(styles, content, strength, reference)
             # Both nets downsample by 4: pad to a multiple of 4 and crop back.
             padded = self.runtime.layout(pad_to_multiple(content, 4))
             output = self.network(padded, condition)[:, :, :height, :width].float()
@@ -137,7 +144,14 @@ class MagentaModel(StyleModel):
     def style_vector(self, style: ImageStyle) -> torch.Tensor:
         return sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights, strict=True))
 
-    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float) -> torch.Tensor:
+    def content_reference(self, content: torch.Tensor, strength: float) -> torch.Tensor | None:
+        if strength >= 1.0:
+            return None
+        with torch.inference_mode(), self.runtime.autocast():
+            return self.predict(content[:1])
+
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         for style in styles:
             if not isinstance(style, ImageStyle):
                 raise StyleSpecError(
@@ -145,7 +159,8 @@ class MagentaModel(StyleModel):
                 )
         vectors = torch.stack([self.style_vector(style) for style in styles])
         if strength < 1.0:
-            vectors = torch.lerp(self.predict(content), vectors, strength)
+            own = reference.expand_as(vectors) if reference is not None else self.predict(content)
+            vectors = torch.lerp(own, vectors, strength)
         return vectors
 
 
@@ -162,7 +177,8 @@ class Dumoulin26Model(StyleModel):
     def blends_output(self) -> bool:
         return True
 
-    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float) -> torch.Tensor:
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         for style in styles:
             if not isinstance(style, BuiltinStyle):
                 raise StyleSpecError(
@@ -220,9 +236,13 @@ class Stylizer:
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
 
-    def stylize_tensor(self, content: torch.Tensor) -> torch.Tensor:
-        """[B,3,H,W] float in [0,1] on the runtime's device → the same, stylized."""
-        return self.model.stylize(content, self.style, self.strength, self.preserve_color)
+    def stylize_tensor(self, content: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """[B,3,H,W] float in [0,1] on the runtime's device → the same, stylized. For video, pass the
+        `content_reference` of the first frames so every frame gets the same style input."""
+        return self.model.stylize(content, self.style, self.strength, self.preserve_color, reference)
+
+    def content_reference(self, content: torch.Tensor) -> torch.Tensor | None:
+        return self.model.content_reference(content, self.strength)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         single = frames.ndim == 3

@@ -9,33 +9,17 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .errors import InputError, OutputError
-from .images import frames_to_tensor, tensor_to_frames
-from .pipeline import Chain, Stage
+from .pipeline import Chain
+from .stages import Frame, SizeSettings, TemporalSettings, motion_stage, smooth_stage, stylize_stage
 from .stylizer import Stylizer
 
-# Chroma subsampled formats need even frame sizes.
-_EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le")
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31}
-
-
-@dataclass
-class Frame:
-    """One decoded picture, upright, as RGB, with the timing it had in the input."""
-
-    index: int
-    image: np.ndarray  # [H,W,3] uint8 RGB
-    pts: int | None
-    duration: int
-    time_base: Fraction
 
 
 @dataclass
@@ -65,19 +49,6 @@ class EncoderSettings:
         elif self.preset and self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc"):
             options["preset"] = self.preset
         return options
-
-
-@dataclass(frozen=True)
-class SizeSettings:
-    max_size: int | None = None  # inference: longer side at most this
-    scale: float | None = None  # inference: this fraction of the input size
-    output_size: tuple[int, int] | None = None  # (width, height) of the output; default: the input's
-
-    def inference_shape(self, height: int, width: int) -> tuple[int, int]:
-        factor = self.scale or 1.0
-        if self.max_size and max(height, width) * factor > self.max_size:
-            factor = self.max_size / max(height, width)
-        return max(8, round(height * factor)), max(8, round(width * factor))
 
 
 @dataclass
@@ -170,64 +141,6 @@ class FileSource:
         except av.error.InvalidDataError:
             self.corrupt_packets += 1
             return []
-
-
-def output_shape(height: int, width: int, sizes: SizeSettings, pix_fmt: str) -> tuple[int, int]:
-    """(height, width) of the encoded frames: the requested or input size, made even where the format needs."""
-    if sizes.output_size:
-        width, height = sizes.output_size
-    if pix_fmt in _EVEN_SIZE_FORMATS:
-        height, width = height - height % 2, width - width % 2
-    return height, width
-
-
-def stylize_stage(stylizer: Stylizer, batch_size: int, sizes: SizeSettings, pix_fmt: str, notes: list[str]) -> Stage:
-    """Batches frames through the network at the inference size and returns them at the output size. Other
-    items keep their place among the frames."""
-
-    notes_made: list[bool] = []
-
-    def run_batch(pending: list) -> Iterator[object]:
-        frames = [item for item in pending if isinstance(item, Frame)]
-        if frames:
-            batch = frames_to_tensor(np.stack([f.image for f in frames]), stylizer.runtime.device)
-            height, width = batch.shape[2:]
-            infer_shape = sizes.inference_shape(height, width)
-            out_shape = output_shape(height, width, sizes, pix_fmt)
-            if infer_shape != (height, width):
-                batch = F.interpolate(batch, size=infer_shape, mode="bilinear", antialias=True, align_corners=False)
-            styled = stylizer.stylize_tensor(batch)
-            if out_shape != (height, width) and not sizes.output_size and not notes_made:
-                written = f"{out_shape[1]}x{out_shape[0]}"
-                notes.append(f"{pix_fmt} needs even sizes: {width}x{height} is written as {written}")
-                notes_made.append(True)
-            if tuple(styled.shape[2:]) != out_shape:
-                if infer_shape == (height, width) and out_shape == (height - height % 2, width - width % 2):
-                    styled = styled[:, :, : out_shape[0], : out_shape[1]]  # odd size made even: crop, don't resample
-                else:
-                    styled = F.interpolate(styled, size=out_shape, mode="bicubic", align_corners=False)
-            for frame, image in zip(frames, tensor_to_frames(styled), strict=True):
-                frame.image = image
-        yield from pending
-
-    def stage(items: Iterator[object]) -> Iterator[object]:
-        pending: list = []
-        frames: list[Frame] = []
-        with torch.inference_mode():
-            for item in items:
-                # A change of frame size mid-stream closes the batch: a batch has one size.
-                if isinstance(item, Frame) and frames and frames[0].image.shape != item.image.shape:
-                    yield from run_batch(pending)
-                    pending, frames = [], []
-                pending.append(item)
-                if isinstance(item, Frame):
-                    frames.append(item)
-                    if len(frames) == batch_size:
-                        yield from run_batch(pending)
-                        pending, frames = [], []
-            yield from run_batch(pending)
-
-    return stage
 
 
 class FileSink:
@@ -381,20 +294,27 @@ def stylize_file(
     batch_size: int | None = None,
     sizes: SizeSettings | None = None,
     encoder: EncoderSettings | None = None,
+    temporal: TemporalSettings | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
 ) -> FileReport:
     """Stylize a video file into `output`, keeping timestamps, audio and metadata. on_progress(frames_done,
-    frames_total_or_None) is called from this thread about 10 times a second."""
+    frames_total_or_None) is called from this thread about 10 times a second. Temporal smoothing is flow-guided
+    by default."""
     source, output = check_paths(source, output)
     sizes = sizes or SizeSettings()
     encoder = encoder or EncoderSettings()
+    temporal = temporal or TemporalSettings()
     with open_video(source) as container:
         sink = FileSink(output, container, encoder)
         file_source = FileSource(container, sink.reencode)
         batch_size = batch_size or stylizer.runtime.default_batch_size
         notes = list(sink.notes)
-        stage = stylize_stage(stylizer, batch_size, sizes, encoder.pix_fmt, notes)
-        chain = Chain(file_source, [("model", stage)], sink)
+        stages = [("model", stylize_stage(stylizer, batch_size, sizes, encoder.pix_fmt, notes))]
+        if temporal.mode != "off":
+            # Motion is measured on the input frames in a stage of its own, overlapping the model.
+            stages.insert(0, ("motion", motion_stage(temporal)))
+            stages.append(("smooth", smooth_stage(temporal)))
+        chain = Chain(file_source, stages, sink)
         total = container.streams.video[0].frames or _estimate_frames(container)
         start = time.perf_counter()
         try:
@@ -409,11 +329,13 @@ def stylize_file(
     busy = {timer.name: timer.busy for timer in chain.timers}
     if file_source.corrupt_packets:
         notes.append(f"skipped {file_source.corrupt_packets} corrupt video packet(s)")
+    stage_seconds = {"decode": busy.pop("source"), **busy}
+    stage_seconds["encode"] = stage_seconds.pop("sink")
     return FileReport(
         output,
         sink.frames,
         seconds,
-        {"decode": busy["source"], "model": busy["model"], "encode": busy["sink"]},
+        stage_seconds,
         file_source.corrupt_packets,
         notes,
     )

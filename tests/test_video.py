@@ -11,7 +11,7 @@ import pytest
 
 import streamstyle
 from streamstyle.errors import InputError, OutputError
-from streamstyle.video import SizeSettings
+from streamstyle.stages import SizeSettings
 
 from .conftest import SAMPLES
 from .media import (
@@ -68,7 +68,7 @@ def test_scene_cut_clip_keeps_all_frames_in_order(tmp_path, stylizer):
     stamps = video_timestamps(out)
     assert stamps == video_timestamps(BIKES)
     assert stamps == sorted(stamps) and len(stamps) == report.frames == 250
-    assert set(report.stage_seconds) == {"decode", "model", "encode"}
+    assert set(report.stage_seconds) == {"decode", "motion", "model", "smooth", "encode"}
 
 
 def test_variable_frame_rate_timestamps_survive_exactly(tmp_path, stylizer):
