@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 
-from streamstyle import EncoderSettings, SizeSettings, Stylizer, stylize_file
+from streamstyle import EncoderSettings, SizeSettings, Stylizer, TemporalSettings, stylize_file
 from streamstyle.stages import stylize_stage
 from streamstyle.video import FileSource, open_video
 
@@ -51,10 +51,12 @@ def main() -> None:
     parser.add_argument("--style", default="7")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--preset", default=EncoderSettings().preset)
+    parser.add_argument("--codec-threads", type=int, default=0, help="0: stylize_file's choice")
+    parser.add_argument("--temporal", default="off", help="smoothing costs are measured by benchmarks/temporal.py")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     stylizer = Stylizer(args.style)
-    encoder = EncoderSettings(preset=args.preset)
+    encoder = EncoderSettings(preset=args.preset, threads=args.codec_threads)
     batch = stylizer.runtime.default_batch_size
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / f"clip_{args.size}.mp4"
@@ -72,11 +74,12 @@ def main() -> None:
             start = time.perf_counter()
             list(stage(iter(items)))
             model_fps.append(frames / (time.perf_counter() - start))
-            report = stylize_file(clip, Path(folder) / "out.mp4", stylizer, batch, SizeSettings(), encoder)
+            temporal = TemporalSettings(args.temporal)
+            report = stylize_file(clip, Path(folder) / "out.mp4", stylizer, batch, SizeSettings(), encoder, temporal)
             file_fps.append(report.fps)
     model, file = statistics.median(model_fps), statistics.median(file_fps)
     print(f"clip {args.clip.name} at {args.size}, {frames} frames, style {args.style}, {stylizer.runtime.describe()}, "
-          f"batch {batch}, x264 preset {encoder.preset}")  # fmt: skip
+          f"batch {batch}, x264 preset {encoder.preset}, temporal {args.temporal}")  # fmt: skip
     print(f"model-only   {model:6.2f} fps  (runs: {', '.join(f'{v:.2f}' for v in model_fps)})")
     print(f"end-to-end   {file:6.2f} fps  (runs: {', '.join(f'{v:.2f}' for v in file_fps)})")
     print(f"end-to-end / model-only = {file / model:.0%}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -51,30 +53,47 @@ def runtime_options(command):
 
 
 def style_options(command):
-    """--style, --model, --strength and --preserve-color, shared by every command that stylizes."""
-    command = click.option(
-        "--preserve-color", is_flag=True, help="Keep the input's colours; transfer only luminance (texture)."
-    )(command)
-    command = click.option(
-        "--strength",
-        type=click.FloatRange(0.0, 1.0),
-        default=1.0,
-        show_default=True,
-        help="How much style: 0 keeps the input, 1 is full style.",
-    )(command)
-    command = click.option(
-        "--model",
-        type=click.Choice(["magenta", "dumoulin26"]),
-        default=None,
-        help="Style network; default: dumoulin26 for built-in indices, magenta for painting files.",
-    )(command)
-    return click.option(
-        "--style",
-        "-s",
-        required=True,
-        help="Built-in style index (7), a blend (3:0.5,12:0.5), a painting file, "
-        "or a blend of paintings (a.jpg:0.7,b.jpg:0.3).",
-    )(command)
+    """--style, --model, --strength, --preserve-color, --device and --precision, shared by every command that
+    stylizes. The command receives them as one `make_stylizer()`, to call once its own arguments are checked."""
+
+    @functools.wraps(command)
+    def with_stylizer(*args, style, model, strength, preserve_color, device, precision, **kwargs):
+        from .stylizer import Stylizer
+
+        def make_stylizer() -> Stylizer:
+            return Stylizer(style, model, strength, preserve_color, device, precision)
+
+        return command(*args, make_stylizer=make_stylizer, **kwargs)
+
+    options = [
+        click.option(
+            "--style",
+            "-s",
+            required=True,
+            help="Built-in style index (7), a blend (3:0.5,12:0.5), a painting file, "
+            "or a blend of paintings (a.jpg:0.7,b.jpg:0.3).",
+        ),
+        click.option(
+            "--model",
+            type=click.Choice(["magenta", "dumoulin26"]),
+            default=None,
+            help="Style network; default: dumoulin26 for built-in indices, magenta for painting files.",
+        ),
+        click.option(
+            "--strength",
+            type=click.FloatRange(0.0, 1.0),
+            default=1.0,
+            show_default=True,
+            help="How much style: 0 keeps the input, 1 is full style.",
+        ),
+        click.option(
+            "--preserve-color", is_flag=True, help="Keep the input's colours; transfer only luminance (texture)."
+        ),
+    ]
+    with_stylizer = runtime_options(with_stylizer)
+    for option in reversed(options):
+        with_stylizer = option(with_stylizer)
+    return with_stylizer
 
 
 @cli.command()
@@ -90,27 +109,13 @@ def style_options(command):
 )
 @click.option("--format", "suffix", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Output type when OUTPUT is a folder.")  # fmt: skip
-@runtime_options
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def image(
-    source: Path,
-    output: Path,
-    style: str,
-    model: str | None,
-    strength: float,
-    preserve_color: bool,
-    max_size: int,
-    suffix: str,
-    device: str,
-    precision: str,
-    quiet: bool,
-) -> None:
+def image(source: Path, output: Path, make_stylizer: Callable, max_size: int, suffix: str, quiet: bool) -> None:
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
     from .stills import plan_outputs, stylize_images
-    from .stylizer import Stylizer
 
     plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
-    stylizer = Stylizer(style, model, strength, preserve_color, device, precision)
+    stylizer = make_stylizer()
 
     def report(result) -> None:
         if not quiet:
@@ -157,15 +162,11 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
     show_default=True,
     help="Weight of the previous output in the blend.",
 )
-@runtime_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 def file(
     source: Path,
     output: Path,
-    style: str,
-    model: str | None,
-    strength: float,
-    preserve_color: bool,
+    make_stylizer: Callable,
     batch_size: int | None,
     max_size: int | None,
     scale: float | None,
@@ -176,19 +177,16 @@ def file(
     pix_fmt: str,
     temporal: str,
     smooth: float,
-    device: str,
-    precision: str,
     quiet: bool,
 ) -> None:
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
     from .progress import file_progress, print_file_summary
     from .stages import SizeSettings
-    from .stylizer import Stylizer
     from .video import EncoderSettings, check_paths, stylize_file
 
     sizes = SizeSettings(max_size, scale, parse_size(output_size))
     check_paths(source, output)
-    stylizer = Stylizer(style, model, strength, preserve_color, device, precision)
+    stylizer = make_stylizer()
     encoder = EncoderSettings(codec, crf, preset, pix_fmt)
     with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
         report = stylize_file(

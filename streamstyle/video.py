@@ -8,7 +8,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -37,6 +37,7 @@ class EncoderSettings:
     crf: int | None = None  # None: the codec's default in _DEFAULT_CRF
     preset: str | None = "veryfast"
     pix_fmt: str = "yuv420p"
+    threads: int = 0  # 0: the codec decides
 
     def options(self) -> dict[str, str]:
         options = {}
@@ -102,10 +103,11 @@ class FileSource:
     """Demuxes and decodes a file: video frames (every one, in order) and audio packets, in file order.
     A packet the decoder rejects is skipped and counted, not fatal."""
 
-    def __init__(self, container: av.container.InputContainer, reencode_audio: set[int]):
+    def __init__(self, container: av.container.InputContainer, reencode_audio: set[int], threads: int = 0):
         self.container = container
         self.video = container.streams.video[0]
         self.video.thread_type = "AUTO"
+        self.video.thread_count = threads
         self.audio = list(container.streams.audio)
         self.reencode_audio = reencode_audio
         self.corrupt_packets = 0
@@ -178,6 +180,7 @@ class FileSink:
         video.time_base = in_video.time_base
         video.codec_context.time_base = in_video.time_base
         video.options = encoder.options()
+        video.codec_context.thread_count = encoder.threads
         context = in_video.codec_context
         self.color_range = context.color_range or 1  # 1: limited ("tv"), the norm for video
         self.colorspace = context.colorspace if context.colorspace not in (2, None) else None
@@ -304,9 +307,13 @@ def stylize_file(
     sizes = sizes or SizeSettings()
     encoder = encoder or EncoderSettings()
     temporal = temporal or TemporalSettings()
+    if stylizer.runtime.device.type == "cpu" and not encoder.threads:
+        # The model's threads already fill the cores: extra codec threads only preempt them, and every op of
+        # the model waits for its slowest thread. One thread each keeps decode and encode off the model's back.
+        encoder = replace(encoder, threads=1)
     with open_video(source) as container:
         sink = FileSink(output, container, encoder)
-        file_source = FileSource(container, sink.reencode)
+        file_source = FileSource(container, sink.reencode, threads=encoder.threads)
         batch_size = batch_size or stylizer.runtime.default_batch_size
         notes = list(sink.notes)
         stages = [("model", stylize_stage(stylizer, batch_size, sizes, encoder.pix_fmt, notes))]
