@@ -1,7 +1,7 @@
 """Flicker against cost: for each temporal mode (off, ema, flow) on real clips, the warping error of the output
 (Lai et al. 2018; lower is steadier), its faithfulness (mean |output - per-frame output| on [0,1]; lower stays
 closer to the per-frame stylization) and end-to-end fps, with ratios against `off`. Also saves a strip of
-consecutive frames of each mode as PNG (--strips DIR) to look at.
+consecutive frames of each mode as PNG (--strips DIR) to look at. fps is the median of --runs runs.
 
     python benchmarks/temporal.py [--clips samples/clips/bikes.mp4 ...] [--style 7] [--smooth 0.6]
 """
@@ -9,6 +9,7 @@ consecutive frames of each mode as PNG (--strips DIR) to look at.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--max-size", type=int, default=480, help="inference size (longer side)")
     parser.add_argument("--strips", type=Path, help="save 6 consecutive frames per mode here")
     parser.add_argument("--strip-start", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3, help="fps is the median of this many runs per mode")
     args = parser.parse_args()
     stylizer = Stylizer(args.style)
     sizes = SizeSettings(max_size=args.max_size)
@@ -47,14 +49,17 @@ def main() -> None:
             outputs, results = {}, {}
             for mode in ("off", "ema", "flow"):
                 outputs[mode] = Path(folder) / f"{clip.stem}_{mode}.mp4"
-                report = stylize_file(clip, outputs[mode], stylizer, sizes=sizes,
-                                      temporal=TemporalSettings(mode, args.smooth))  # fmt: skip
+                temporal = TemporalSettings(mode, args.smooth)
+                fps = statistics.median(
+                    stylize_file(clip, outputs[mode], stylizer, sizes=sizes, temporal=temporal).fps
+                    for _ in range(args.runs)
+                )
                 error = warping_error(read_frames(clip), read_frames(outputs[mode]))
                 faithful = mean_difference(read_frames(outputs[mode]), read_frames(outputs["off"]))
-                results[mode] = (error.warping_error, faithful, report.fps)
+                results[mode] = (error.warping_error, faithful, fps)
                 base_error, _, base_fps = results["off"]
                 print(f"{clip.name:<22} {mode:<5} {error.warping_error:10.5f} {error.warping_error / base_error:6.2f}x "
-                      f"{faithful:9.4f} {report.fps:6.2f} {report.fps / base_fps:6.2f}x", flush=True)  # fmt: skip
+                      f"{faithful:9.4f} {fps:6.2f} {fps / base_fps:6.2f}x", flush=True)  # fmt: skip
                 if args.strips:
                     args.strips.mkdir(parents=True, exist_ok=True)
                     write_image(strip(outputs[mode], args.strip_start, 6), args.strips / f"{clip.stem}_{mode}.png")

@@ -83,9 +83,8 @@ def is_scene_cut(previous: np.ndarray, current: np.ndarray, flow: np.ndarray | N
 def blend_with_history(stylized: np.ndarray, warped_previous: np.ndarray, mask: np.ndarray, smooth: float
                        ) -> np.ndarray:  # fmt: skip
     """out = mask·(a·warped_previous + (1−a)·stylized) + (1−mask)·stylized, on uint8 RGB."""
-    weight = (smooth * mask)[..., None]
-    mixed = stylized.astype(np.float32) + weight * (warped_previous.astype(np.float32) - stylized.astype(np.float32))
-    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    weight = smooth * mask
+    return cv2.blendLinear(warped_previous, stylized, weight, 1.0 - weight)
 
 
 def pair_warping_error(output: np.ndarray, next_output: np.ndarray, flow: np.ndarray, mask: np.ndarray) -> float:
