@@ -3,7 +3,7 @@ and memory stays bounded whatever the length of the input.
 
 A stage is a function from an iterator of items to an iterator of items. Items a stage does not handle (audio
 packets, markers) it passes on in order. The first error in any stage stops the whole chain and is re-raised
-by `Chain.run`; so is a stop request (Ctrl-C)."""
+by `Chain.run`; Ctrl-C in the caller's thread stops every step and propagates."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _POLL_SECONDS = 0.1
 
 
 class Stopped(Exception):
-    """The chain was asked to stop before its source ran out."""
+    """Raised inside a step when another step failed or the caller was interrupted: unwinds it quietly."""
 
 
 @dataclass
@@ -28,7 +28,6 @@ class StageTimer:
 
     name: str
     busy: float = 0.0
-    items: int = 0
 
 
 @dataclass
@@ -42,9 +41,6 @@ class Chain:
     stop_event: threading.Event = field(default_factory=threading.Event)
     timers: list[StageTimer] = field(default_factory=list)
     _errors: list[BaseException] = field(default_factory=list)
-
-    def stop(self) -> None:
-        self.stop_event.set()
 
     def _receive(self, inbox: queue.Queue, timer: StageTimer) -> Iterator[object]:
         while True:
@@ -64,7 +60,9 @@ class Chain:
 
     def _send(self, outbox: queue.Queue, item: object, timer: StageTimer) -> None:
         waited = time.perf_counter()
-        while not self.stop_event.is_set():
+        while True:
+            if self.stop_event.is_set():
+                raise Stopped  # a step downstream failed: stop producing
             try:
                 outbox.put(item, timeout=_POLL_SECONDS)
                 break
@@ -80,7 +78,6 @@ class Chain:
                 consume(iter(produce()))
             else:
                 for item in produce():
-                    timer.items += 1
                     self._send(outbox, item, timer)
                 self._send(outbox, _END, timer)
         except Stopped:
@@ -137,5 +134,3 @@ class Chain:
             raise
         if self._errors:
             raise self._errors[0]
-        if self.stop_event.is_set():
-            raise Stopped
