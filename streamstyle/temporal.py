@@ -15,6 +15,8 @@ _CONSISTENCY_ABSOLUTE = 0.5
 # A pixel whose warped input differs from the real one by more than this (on 0..255 grey) is not trusted.
 # Strict on purpose: blending where the flow is only roughly right leaves ghosts and measured flicker.
 _WARPED_CONTENT_TOLERANCE = 12.0
+# How far (0..255) history may pull a pixel away from its new stylization.
+_HISTORY_LIMIT = 48.0
 # Mean absolute grey difference (0..255) between frames, after motion compensation fails, that marks a cut.
 _SCENE_CUT_DIFFERENCE = 40.0
 
@@ -82,9 +84,13 @@ def is_scene_cut(previous: np.ndarray, current: np.ndarray, flow: np.ndarray | N
 
 def blend_with_history(stylized: np.ndarray, warped_previous: np.ndarray, mask: np.ndarray, smooth: float
                        ) -> np.ndarray:  # fmt: skip
-    """out = mask·(a·warped_previous + (1−a)·stylized) + (1−mask)·stylized, on uint8 RGB."""
-    weight = smooth * mask
-    return cv2.blendLinear(warped_previous, stylized, weight, 1.0 - weight)
+    """out = stylized + clamp(mask·a·(warped_previous − stylized), ±limit), on uint8 RGB: the blend
+    mask·(a·warped_previous + (1−a)·stylized) + (1−mask)·stylized, except that history may move a pixel at most
+    `limit` levels from the new stylization. Shimmer is smaller than that and is smoothed whole; a trail left
+    by a flow error is larger, so it cannot feed itself frame after frame into a ghost."""
+    fresh = stylized.astype(np.float32)
+    pull = (smooth * mask)[..., None] * (warped_previous.astype(np.float32) - fresh)
+    return np.clip(fresh + np.clip(pull, -_HISTORY_LIMIT, _HISTORY_LIMIT) + 0.5, 0, 255).astype(np.uint8)
 
 
 def pair_warping_error(output: np.ndarray, next_output: np.ndarray, flow: np.ndarray, mask: np.ndarray) -> float:
