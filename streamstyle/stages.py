@@ -72,12 +72,13 @@ def stylize_stage(stylizer: Stylizer, batch_size: int, sizes: SizeSettings, pix_
     """Batches frames through the network at the inference size and returns them at the output size. Other
     items keep their place among the frames."""
 
-    notes_made: list[bool] = []
     # The content's own style input (magenta with strength < 1) comes from the first frames and then stays:
     # recomputed per frame, it would make the style itself flicker.
-    reference: list[torch.Tensor | None] = []
+    reference: torch.Tensor | None = None
+    started = noted = False
 
     def run_batch(pending: list) -> Iterator[object]:
+        nonlocal reference, started, noted
         frames = [item for item in pending if isinstance(item, Frame)]
         if frames:
             batch = frames_to_tensor(np.stack([f.image for f in frames]), stylizer.runtime.device)
@@ -86,13 +87,13 @@ def stylize_stage(stylizer: Stylizer, batch_size: int, sizes: SizeSettings, pix_
             out_shape = output_shape(height, width, sizes, pix_fmt)
             if infer_shape != (height, width):
                 batch = F.interpolate(batch, size=infer_shape, mode="bilinear", antialias=True, align_corners=False)
-            if not reference:
-                reference.append(stylizer.content_reference(batch))
-            styled = stylizer.stylize_tensor(batch, reference[0])
-            if out_shape != (height, width) and not sizes.output_size and not notes_made:
+            if not started:
+                reference, started = stylizer.content_reference(batch), True
+            styled = stylizer.stylize_tensor(batch, reference)
+            if out_shape != (height, width) and not sizes.output_size and not noted:
                 written = f"{out_shape[1]}x{out_shape[0]}"
                 notes.append(f"{pix_fmt} needs even sizes: {width}x{height} is written as {written}")
-                notes_made.append(True)
+                noted = True
             if tuple(styled.shape[2:]) != out_shape:
                 if infer_shape == (height, width) and out_shape == (height - height % 2, width - width % 2):
                     styled = styled[:, :, : out_shape[0], : out_shape[1]]  # odd size made even: crop, don't resample

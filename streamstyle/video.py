@@ -83,17 +83,19 @@ def open_video(path: str | os.PathLike) -> av.container.InputContainer:
     return container
 
 
-def _source_colorspace(frame: av.VideoFrame) -> str | int:
-    # Untagged video: players assume BT.709 for HD and BT.601 below it, and so do we.
-    if frame.colorspace not in (2, None):  # 2: unspecified
-        return frame.colorspace
-    return "itu709" if frame.height >= 720 else "itu601"
+def colorspace_for(tagged: int | None, height: int) -> str | int:
+    """The tagged colour space, or for untagged video what players assume: BT.709 for HD, BT.601 below it."""
+    if tagged not in (2, None):  # 2: unspecified
+        return tagged
+    return "itu709" if height >= 720 else "itu601"
 
 
 def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     """The frame as [H,W,3] RGB in its display orientation (the container's rotation applied)."""
     rgb = frame.to_ndarray(
-        format="rgb24", src_colorspace=_source_colorspace(frame), src_color_range=frame.color_range or None
+        format="rgb24",
+        src_colorspace=colorspace_for(frame.colorspace, frame.height),
+        src_color_range=frame.color_range or None,
     )
     turns = round(frame.rotation / 90) % 4 if frame.rotation else 0
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
@@ -217,7 +219,7 @@ class FileSink:
             for item in early:
                 self._encode_audio(item)
         picture = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
-        colorspace = self.colorspace or ("itu709" if frame.image.shape[0] >= 720 else "itu601")
+        colorspace = colorspace_for(self.colorspace, frame.image.shape[0])
         picture = picture.reformat(
             format=self.video.pix_fmt, src_colorspace=colorspace, dst_colorspace=colorspace,
             dst_color_range=self.color_range,
