@@ -14,6 +14,7 @@ from rich.table import Table
 from . import __version__
 from .errors import StreamstyleError
 from .stages import TemporalSettings
+from .stills import DEFAULT_MAX_SIZE
 
 console = Console(stderr=True, highlight=False)
 
@@ -103,7 +104,7 @@ def style_options(command):
 @click.option(
     "--max-size",
     type=click.IntRange(min=0),
-    default=1024,
+    default=DEFAULT_MAX_SIZE,
     show_default=True,
     help="Shrink so the longer side is at most this many pixels (0: keep the input size).",
 )

@@ -22,6 +22,11 @@ from .runtime import Runtime, resolve_runtime
 from .styles import BuiltinStyle, ImageStyle, Style, parse_style
 
 
+def check_strength(strength: float) -> None:
+    if not 0.0 <= strength <= 1.0:
+        raise StyleSpecError(f"strength must be between 0 and 1, got {strength}")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -99,8 +104,7 @@ class StyleModel:
         styles = [style] * content.shape[0] if isinstance(style, BuiltinStyle | ImageStyle) else list(style)
         if len(styles) != content.shape[0]:
             raise ValueError(f"{len(styles)} styles for a batch of {content.shape[0]}")
-        if not 0.0 <= strength <= 1.0:
-            raise StyleSpecError(f"strength must be between 0 and 1, got {strength}")
+        check_strength(strength)
         height, width = content.shape[2:]
         with self.runtime.autocast():
             condition = self.conditioning(styles, content, strength, reference)
@@ -227,8 +231,7 @@ class Stylizer:
         channels_last: bool | None = None,
     ):
         self.style = parse_style(style)
-        if not 0.0 <= strength <= 1.0:
-            raise StyleSpecError(f"strength must be between 0 and 1, got {strength}")
+        check_strength(strength)
         self.strength = strength
         self.preserve_color = preserve_color
         self.runtime = resolve_runtime(device, precision, channels_last)
