@@ -65,7 +65,7 @@ def main() -> None:
             items = list(FileSource(container, set()))
         frames = sum(1 for item in items if hasattr(item, "image"))
         originals = [item.image for item in items if hasattr(item, "image")]
-        stage = stylize_stage(stylizer, batch, SizeSettings(), encoder.pix_fmt, [])
+        stage = stylize_stage(lambda: stylizer, batch, SizeSettings(), encoder.pix_fmt, [])
         list(stage(iter(items)))  # warm-up
         model_fps, file_fps = [], []
         for _ in range(args.runs):

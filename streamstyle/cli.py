@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .errors import StreamstyleError
+from .errors import OutputError, StreamstyleError
 from .stages import TemporalSettings
 from .stills import DEFAULT_MAX_SIZE
 
@@ -195,6 +195,75 @@ def file(
         )
     if not quiet:
         print_file_summary(console, report, stylizer)
+
+
+def live_source_options(command):
+    """--camera, --source, --source-format, --size and --fps: where live frames come from."""
+    options = [
+        click.option("--camera", default="0", show_default=True,
+                     help="Camera index (0 is /dev/video0), a /dev/videoN path, or a stream URL (rtsp://...)."),
+        click.option("--source", help="Any FFmpeg input instead of the camera: a file (played in real time), a URL, "
+                     "or with --source-format lavfi a test pattern such as 'testsrc2=size=640x480:rate=30'."),
+        click.option("--source-format", help="FFmpeg demuxer for --source: lavfi, x11grab, v4l2..."),
+        click.option("--size", "camera_size", help="Resolution WIDTHxHEIGHT to ask the camera for."),
+        click.option("--fps", "camera_fps", type=click.FloatRange(1, 240), help="Frame rate to ask the camera for."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def live_temporal_options(command):
+    """--temporal and --smooth for live commands, where the cheap running average is the default."""
+    command = click.option("--smooth", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True,
+                           help="Weight of the previous output in the blend.")(command)  # fmt: skip
+    return click.option(
+        "--temporal", type=click.Choice(["ema", "flow", "off"]), default="ema", show_default=True,
+        help="Flicker reduction: a running average (cheap), flow-guided blending (steadier, costs CPU), or none.",
+    )(command)  # fmt: skip
+
+
+def _key_map_epilog() -> str:
+    from .webcam import key_help
+
+    return "\b\nKeys in the window:\n" + key_help()
+
+
+@cli.command(epilog=_key_map_epilog())
+@live_source_options
+@style_options
+@click.option("--style-dir", type=click.Path(path_type=Path), help="Paintings to cycle through with ] and [.")
+@click.option("--max-size", type=click.IntRange(min=8),
+              help="Run the model with the longer side at most this (default: 256 on CPU, 720 on CUDA).")
+@live_temporal_options
+@click.option("--save-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True,
+              help="Where snapshots (c) and recordings (r) go.")
+@click.option("--no-overlay", is_flag=True, help="Start with the fps/latency/style overlay hidden (o shows it).")
+def webcam(camera: str, source: str | None, source_format: str | None, camera_size: str | None,
+           camera_fps: float | None, make_stylizer: Callable, style_dir: Path | None, max_size: int | None,
+           temporal: str, smooth: float, save_dir: Path, no_overlay: bool) -> None:  # fmt: skip
+    """A live window with the stylized camera (or any video source), and keys to change the style."""
+    from .live import LiveSource, Reconnect, live_input
+    from .stages import SizeSettings
+    from .video import EncoderSettings
+    from .webcam import StyleDeck, WebcamWindow, key_help, paintings_in, screen_size
+
+    screen_size()  # no display: say so now, before OpenCV aborts the process
+    if not save_dir.is_dir():
+        raise OutputError(f"--save-dir does not exist: {save_dir}")
+    live = live_input(source or camera, source_format, parse_size(camera_size), camera_fps)
+    deck = StyleDeck(make_stylizer(), paintings_in(style_dir))
+    max_size = max_size or (720 if deck.first.runtime.device.type == "cuda" else 256)
+    # A camera that disappears is retried a few times, then the window closes.
+    window = WebcamWindow(
+        LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, SizeSettings(max_size),
+        TemporalSettings(temporal, smooth), save_dir, EncoderSettings(preset="veryfast"), not no_overlay,
+        notify=lambda line: console.print(line, markup=False, soft_wrap=True),
+    )  # fmt: skip
+    console.print(f"{live.label} → {deck.label}, model at {max_size} px, {deck.first.runtime.describe()}")
+    console.print("keys:\n" + key_help(), markup=False)
+    report = window.run()
+    console.print(report.summary(), markup=False, soft_wrap=True)
 
 
 @cli.command("eval-temporal")

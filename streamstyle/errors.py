@@ -23,3 +23,7 @@ class WeightsNotFoundError(StreamstyleError):
 
 class DeviceError(StreamstyleError):
     """The requested device or precision is not available on this machine."""
+
+
+class DisplayError(StreamstyleError):
+    """There is no display to open a window on."""

@@ -3,7 +3,11 @@ and memory stays bounded whatever the length of the input.
 
 A stage is a function from an iterator of items to an iterator of items. Items a stage does not handle (audio
 packets, markers) it passes on in order. The first error in any stage stops the whole chain and is re-raised
-by `Chain.run`; Ctrl-C in the caller's thread stops every step and propagates."""
+by `Chain.run`; Ctrl-C in the caller's thread stops every step and propagates.
+
+A live chain (camera, stream) hands the source's items to the first stage through a NewestSlot instead: the
+source never waits, and the first stage always takes the newest item, so latency stays bounded by dropping
+stale frames. Files never drop a frame."""
 
 from __future__ import annotations
 
@@ -15,11 +19,36 @@ from dataclasses import dataclass, field
 
 Stage = Callable[[Iterator[object]], Iterator[object]]
 _END = object()
+_EMPTY = object()
 _POLL_SECONDS = 0.1
 
 
 class Stopped(Exception):
     """Raised inside a step when another step failed or the caller was interrupted: unwinds it quietly."""
+
+
+class NewestSlot:
+    """A one-item queue whose put never waits: an item not yet taken is replaced by the newer one (and counted
+    as dropped). Has the put/get(timeout) of queue.Queue that Chain uses."""
+
+    def __init__(self):
+        self._ready = threading.Condition()
+        self._item: object = _EMPTY
+        self.dropped = 0
+
+    def put(self, item: object, timeout: float | None = None) -> None:
+        with self._ready:
+            if self._item is not _EMPTY:
+                self.dropped += 1
+            self._item = item
+            self._ready.notify()
+
+    def get(self, timeout: float | None = None) -> object:
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._item is not _EMPTY, timeout):
+                raise queue.Empty
+            item, self._item = self._item, _EMPTY
+            return item
 
 
 @dataclass
@@ -38,8 +67,10 @@ class Chain:
     stages: list[tuple[str, Stage]]
     sink: Callable[[Iterator[object]], None]
     queue_size: int = 8
+    live: bool = False  # the source's items go through a NewestSlot: stale ones are dropped
     stop_event: threading.Event = field(default_factory=threading.Event)
     timers: list[StageTimer] = field(default_factory=list)
+    newest: NewestSlot | None = None
     _errors: list[BaseException] = field(default_factory=list)
 
     def _receive(self, inbox: queue.Queue, timer: StageTimer) -> Iterator[object]:
@@ -92,7 +123,9 @@ class Chain:
         """Run to the end of the source; on_tick is called in the caller's thread about 10 times a second."""
         names = ["source", *[name for name, _ in self.stages], "sink"]
         self.timers = [StageTimer(name) for name in names]
-        queues = [queue.Queue(maxsize=self.queue_size) for _ in range(len(self.stages) + 1)]
+        queues: list = [queue.Queue(maxsize=self.queue_size) for _ in range(len(self.stages) + 1)]
+        if self.live:
+            queues[0] = self.newest = NewestSlot()
         threads = [
             threading.Thread(
                 target=self._run_step,

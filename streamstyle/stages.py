@@ -4,7 +4,7 @@ pipeline.py); items that are not Frames pass through in order."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,6 +39,11 @@ class Frame:
     duration: int
     time_base: Fraction
     motion: Motion | None = None
+    original: np.ndarray | None = None  # the input as decoded, kept when stages replace `image`
+
+    def __post_init__(self):
+        if self.original is None:
+            self.original = self.image
 
 
 @dataclass(frozen=True)
@@ -68,27 +73,30 @@ def output_shape(height: int, width: int, sizes: SizeSettings, pix_fmt: str) -> 
     return height, width
 
 
-def stylize_stage(stylizer: Stylizer, batch_size: int, sizes: SizeSettings, pix_fmt: str, notes: list[str]) -> Stage:
+def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSettings, pix_fmt: str,
+                  notes: list[str]) -> Stage:  # fmt: skip
     """Batches frames through the network at the inference size and returns them at the output size. Other
-    items keep their place among the frames."""
+    items keep their place among the frames. `choose` gives the stylizer for each batch (live, keys change it)."""
 
     # The content's own style input (magenta with strength < 1) comes from the first frames and then stays:
     # recomputed per frame, it would make the style itself flicker.
     reference: torch.Tensor | None = None
-    started = noted = False
+    referenced: Stylizer | None = None
+    noted = False
 
     def run_batch(pending: list) -> Iterator[object]:
-        nonlocal reference, started, noted
+        nonlocal reference, referenced, noted
         frames = [item for item in pending if isinstance(item, Frame)]
         if frames:
+            stylizer = choose()
             batch = frames_to_tensor(np.stack([f.image for f in frames]), stylizer.runtime.device)
             height, width = batch.shape[2:]
             infer_shape = sizes.inference_shape(height, width)
             out_shape = output_shape(height, width, sizes, pix_fmt)
             if infer_shape != (height, width):
                 batch = F.interpolate(batch, size=infer_shape, mode="bilinear", antialias=True, align_corners=False)
-            if not started:
-                reference, started = stylizer.content_reference(batch), True
+            if stylizer is not referenced:
+                reference, referenced = stylizer.content_reference(batch), stylizer
             styled = stylizer.stylize_tensor(batch, reference)
             if out_shape != (height, width) and not sizes.output_size and not noted:
                 written = f"{out_shape[1]}x{out_shape[0]}"
@@ -144,8 +152,13 @@ class TemporalSettings:
             raise StyleSpecError(f"--smooth must be between 0 and 1, got {self.smooth}")
 
 
-def motion_stage(settings: TemporalSettings) -> Stage:
-    """Attaches a Motion to every frame: scene cuts for ema, and flow with its reliability mask for flow."""
+def _always() -> bool:
+    return True
+
+
+def motion_stage(settings: TemporalSettings, enabled: Callable[[], bool] = _always) -> Stage:
+    """Attaches a Motion to every frame: scene cuts for ema, and flow with its reliability mask for flow. While
+    `enabled()` is false (smoothing switched off live) no motion is measured and every frame starts afresh."""
 
     def analyse(previous: np.ndarray | None, current: np.ndarray) -> Motion:
         if previous is None or previous.shape != current.shape:
@@ -163,8 +176,10 @@ def motion_stage(settings: TemporalSettings) -> Stage:
     def stage(items: Iterator[object]) -> Iterator[object]:
         previous = None
         for item in items:
-            if isinstance(item, Frame):
-                grey = to_grey(item.image, settings.flow_size)
+            if isinstance(item, Frame) and not enabled():
+                item.motion, previous = Motion(cut=True), None
+            elif isinstance(item, Frame):
+                grey = to_grey(item.original, settings.flow_size)
                 item.motion = analyse(previous, grey)
                 previous = grey
             yield item

@@ -38,13 +38,25 @@ class EncoderSettings:
     preset: str | None = "veryfast"
     pix_fmt: str = "yuv420p"
     threads: int = 0  # 0: the codec decides
+    tune: str | None = None  # x264/x265 --tune: zerolatency for live output
+    bitrate: int | None = None  # bits per second; replaces constant quality (live output needs a steady rate)
+    gop: int | None = None  # frames between keyframes; short for live, so viewers can join quickly
 
     def options(self) -> dict[str, str]:
         options = {}
         crf = self.crf if self.crf is not None else _DEFAULT_CRF.get(self.codec)
-        if crf is not None:
+        if self.bitrate:
+            options["b"] = str(self.bitrate)
+            options["maxrate"] = str(self.bitrate)
+            options["bufsize"] = str(self.bitrate)  # one second of buffer: rate spikes stay small for live
+        elif crf is not None:
             options["crf"] = str(crf)
-        if self.codec == "libvpx-vp9":
+        if self.gop:
+            options["g"] = str(self.gop)
+            options["bf"] = "0"  # B-frames wait for later frames: latency
+        if self.tune and self.codec in ("libx264", "libx265"):
+            options["tune"] = self.tune
+        if self.codec == "libvpx-vp9" and not self.bitrate:
             options["b"] = "0"  # constant quality mode
             options["row-mt"] = "1"
         elif self.preset and self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc"):
@@ -88,6 +100,16 @@ def colorspace_for(tagged: int | None, height: int) -> str | int:
     if tagged not in (2, None):  # 2: unspecified
         return tagged
     return "itu709" if height >= 720 else "itu601"
+
+
+def encodable_picture(image: np.ndarray, pix_fmt: str, colorspace: int | None, color_range: int) -> av.VideoFrame:
+    """An RGB image as a VideoFrame in the encoder's pixel format, converted with the matrix the output is tagged
+    with (or the one players assume for its size)."""
+    matrix = colorspace_for(colorspace, image.shape[0])
+    picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+    return picture.reformat(
+        format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix, dst_color_range=color_range
+    )
 
 
 def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -218,12 +240,7 @@ class FileSink:
             early, self._early_audio = self._early_audio, None
             for item in early:
                 self._encode_audio(item)
-        picture = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
-        colorspace = colorspace_for(self.colorspace, frame.image.shape[0])
-        picture = picture.reformat(
-            format=self.video.pix_fmt, src_colorspace=colorspace, dst_colorspace=colorspace,
-            dst_color_range=self.color_range,
-        )  # fmt: skip
+        picture = encodable_picture(frame.image, self.video.pix_fmt, self.colorspace, self.color_range)
         picture.pts = frame.pts
         picture.time_base = frame.time_base
         if frame.duration:
@@ -318,7 +335,7 @@ def stylize_file(
         file_source = FileSource(container, sink.reencode, threads=encoder.threads)
         batch_size = batch_size or stylizer.runtime.default_batch_size
         notes = list(sink.notes)
-        stages = [("model", stylize_stage(stylizer, batch_size, sizes, encoder.pix_fmt, notes))]
+        stages = [("model", stylize_stage(lambda: stylizer, batch_size, sizes, encoder.pix_fmt, notes))]
         if temporal.mode != "off":
             # Motion is measured on the input frames in a stage of its own, overlapping the model.
             stages.insert(0, ("motion", motion_stage(temporal)))

@@ -33,7 +33,7 @@ def run_stages(images, stylizer, temporal: TemporalSettings, max_size=128):
     items = iter(frames_of(images))
     if temporal.mode != "off":
         items = motion_stage(temporal)(items)
-    items = stylize_stage(stylizer, 4, SizeSettings(max_size=max_size), "yuv420p", [])(items)
+    items = stylize_stage(lambda: stylizer, 4, SizeSettings(max_size=max_size), "yuv420p", [])(items)
     if temporal.mode != "off":
         items = smooth_stage(temporal)(items)
     return [frame.image for frame in items]

@@ -1,0 +1,288 @@
+"""Live video in and out: cameras and network streams as sources that survive stalls and drop-outs, and a
+writer that encodes live frames into a file or publishes them to a server.
+
+Live frames carry their capture time: Frame.pts is milliseconds on the source's capture clock (time base
+1/1000). Writers re-base it to start at zero, so frames dropped to keep up leave the timing of the rest true."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import av
+
+from .errors import InputError, OutputError
+from .stages import Frame
+from .video import EncoderSettings, encodable_picture, upright_rgb
+
+CAPTURE_TIME_BASE = Fraction(1, 1000)
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "rtp", "srt")
+# Low-delay demuxing: no input buffering, no waiting to fill a probe window before the first frame.
+_LOW_DELAY_OPTIONS = {"fflags": "nobuffer", "flags": "low_delay"}
+# The muxer each kind of live target needs when the URL alone does not say it.
+_TARGET_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "rtmps": "flv", "udp": "mpegts", "tcp": "mpegts",
+                   "srt": "mpegts"}  # fmt: skip
+
+log = logging.getLogger("streamstyle")
+
+
+def describe_error(error: BaseException) -> str:
+    """An FFmpeg or OS error in a few words, for one log line."""
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def is_url(target: str) -> bool:
+    return urlsplit(target).scheme in NETWORK_SCHEMES
+
+
+@dataclass(frozen=True)
+class LiveInput:
+    """What to open for live frames: an FFmpeg URL, device or file, with its demuxer and options."""
+
+    url: str
+    format: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    paced: bool = False  # a file: deliver its frames at their own pace, as a camera would
+    timeout: tuple[float, float] | None = None  # seconds to open, and to wait for each read (network only)
+
+    @property
+    def label(self) -> str:
+        return f"{self.format}:{self.url}" if self.format == "lavfi" else self.url
+
+
+def live_input(spec: str, format: str | None = None, size: tuple[int, int] | None = None, fps: float | None = None,
+               timeout: tuple[float, float] = (10.0, 5.0)) -> LiveInput:  # fmt: skip
+    """A camera index (0 is /dev/video0), a device path, a network URL, a file, or, with `format` (lavfi, x11grab,
+    v4l2...), any FFmpeg input. size and fps are requested from cameras."""
+    if spec.isdigit():
+        spec = f"/dev/video{spec}"
+    if format is None and spec.startswith("/dev/video"):
+        format = "v4l2"
+    if format in ("v4l2", "video4linux2"):
+        if not Path(spec).exists():
+            raise InputError(f"no camera at {spec}")
+        options = {}
+        if size:
+            options["video_size"] = f"{size[0]}x{size[1]}"
+        if fps:
+            options["framerate"] = f"{fps:g}"
+        return LiveInput(spec, format, options)
+    scheme = urlsplit(spec).scheme
+    if scheme in NETWORK_SCHEMES:
+        options = dict(_LOW_DELAY_OPTIONS)
+        if scheme in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = "tcp"  # UDP loses packets, and with them whole frames, on real networks
+        return LiveInput(spec, format, options, timeout=timeout)
+    if format is None:
+        if not Path(spec).is_file():
+            raise InputError(f"source not found: {spec}")
+        return LiveInput(spec, paced=True)
+    return LiveInput(spec, format)
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """How a lost source is retried: up to `attempts` failures in a row (None: for ever), waiting longer each
+    time, from first_delay up to max_delay seconds."""
+
+    attempts: int | None = 5
+    first_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.first_delay * 2 ** (failures - 1), self.max_delay)
+
+    def gives_up(self, failures: int) -> bool:
+        return self.attempts is not None and failures > self.attempts
+
+
+class LiveSource:
+    """Frames of a camera or stream as they arrive. A source that stalls (no frame within the read timeout),
+    ends or fails is reopened with backoff, every change said in one line through `notify`; a paced file simply
+    ends. Gives up with an InputError after `reconnect.attempts` failures in a row."""
+
+    def __init__(self, source: LiveInput, reconnect: Reconnect | None = None,
+                 notify: Callable[[str], None] = log.warning) -> None:  # fmt: skip
+        self.input = source
+        self.reconnect = reconnect or Reconnect()
+        self.notify = notify
+        self.stop_event = threading.Event()
+        self.epoch = time.monotonic()
+        self.frames = 0
+        self.reconnects = 0
+        self.corrupt_packets = 0
+
+    def capture_time(self, frame: Frame) -> float:
+        """The time.monotonic() at which the frame was captured."""
+        return self.epoch + float(frame.pts * frame.time_base)
+
+    def __iter__(self) -> Iterator[Frame]:
+        failures = 0
+        while not self.stop_event.is_set():
+            try:
+                container = self._open()
+            except (av.error.FFmpegError, OSError) as error:
+                failures += 1
+                self._wait_or_give_up(failures, f"cannot open ({describe_error(error)})")
+                continue
+            if self.frames:
+                self.reconnects += 1
+                self.notify(f"{self.input.label}: reconnected")
+            delivered = self.frames
+            try:
+                yield from self._frames(container)
+                reason = "ended"
+            except av.error.ExitError:
+                reason = f"no frame for {self.input.timeout[1]:g} s" if self.input.timeout else "stalled"
+            except av.error.FFmpegError as error:
+                reason = describe_error(error)
+            finally:
+                container.close()
+            if self.input.paced and reason == "ended":
+                return
+            failures = 0 if self.frames > delivered else failures + 1
+            self._wait_or_give_up(max(failures, 1), f"lost ({reason})")
+
+    def _wait_or_give_up(self, failures: int, what: str) -> None:
+        if self.reconnect.gives_up(failures):
+            raise InputError(f"{self.input.label}: {what}; gave up after {failures} attempts")
+        delay = self.reconnect.delay(failures)
+        self.notify(f"{self.input.label}: {what}; retrying in {delay:.1f} s")
+        self.stop_event.wait(delay)
+
+    def _open(self) -> av.container.InputContainer:
+        container = av.open(self.input.url, format=self.input.format, options=self.input.options,
+                            timeout=self.input.timeout)  # fmt: skip
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"{self.input.label} has no video")
+        return container
+
+    def _frames(self, container: av.container.InputContainer) -> Iterator[Frame]:
+        stream = container.streams.video[0]
+        # Slice threads only: frame threads hold frames back, one per thread, which is latency.
+        stream.thread_type = "SLICE"
+        pace_origin: float | None = None
+        for packet in container.demux(stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                self.corrupt_packets += 1  # a damaged packet on the wire: skip it, the stream goes on
+                continue
+            for frame in decoded:
+                now = time.monotonic()
+                if self.input.paced and frame.pts is not None and frame.time_base:
+                    due = float(frame.pts * frame.time_base)
+                    pace_origin = now - due if pace_origin is None else pace_origin
+                    if self.stop_event.wait(max(0.0, pace_origin + due - now)):
+                        return
+                    now = time.monotonic()
+                image = upright_rgb(frame)
+                yield Frame(self.frames, image, round((now - self.epoch) * 1000), 0, CAPTURE_TIME_BASE)
+                self.frames += 1
+
+
+def target_format(target: str) -> str | None:
+    """The muxer for a live output: rtsp for rtsp://, flv for rtmp://, mpegts for udp://, hls for .m3u8;
+    None lets FFmpeg choose from a file's extension."""
+    if target.endswith(".m3u8"):
+        return "hls"
+    return _TARGET_FORMATS.get(urlsplit(target).scheme)
+
+
+_MUXER_OPTIONS = {
+    "rtsp": {"rtsp_transport": "tcp"},
+    "hls": {"hls_time": "2", "hls_list_size": "6", "hls_flags": "delete_segments+independent_segments"},
+    "mpegts": {"flush_packets": "1"},
+}
+
+
+class LiveWriter:
+    """Encodes live frames into a file (written under a temporary name, renamed when closed) or publishes them
+    to a URL. The encoder opens at the first frame, which gives the size; timestamps are capture times re-based
+    to zero. A publisher connects at the first frame too, so a missing server shows up as an OutputError there."""
+
+    def __init__(self, target: str | Path, encoder: EncoderSettings, rate: float = 30.0, format: str | None = None):
+        self.target = str(target)
+        self.encoder = encoder
+        self.rate = rate
+        self.format = format or target_format(self.target)
+        self.to_file = not is_url(self.target) and self.format != "hls"
+        self.path = Path(self.target) if self.to_file else None
+        self.frames = 0
+        self._container: av.container.OutputContainer | None = None
+        self._stream = None
+        self._first_pts: int | None = None
+        self._last_pts = -1
+
+    @property
+    def _open_target(self) -> str:
+        if self.path is None:
+            return self.target
+        return str(self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}"))
+
+    def _open(self, height: int, width: int) -> None:
+        try:
+            container = av.open(self._open_target, "w", format=self.format, options=_MUXER_OPTIONS.get(self.format, {}))
+        except (av.error.FFmpegError, OSError, ValueError) as error:
+            raise OutputError(f"cannot write {self.target}: {describe_error(error)}") from None
+        try:
+            stream = container.add_stream(self.encoder.codec, rate=Fraction(self.rate).limit_denominator(1001))
+        except (av.error.FFmpegError, ValueError) as error:
+            container.close()
+            raise OutputError(f"video codec {self.encoder.codec!r} is not available: {error}") from None
+        stream.width, stream.height, stream.pix_fmt = width, height, self.encoder.pix_fmt
+        stream.time_base = stream.codec_context.time_base = CAPTURE_TIME_BASE
+        stream.options = self.encoder.options()
+        stream.codec_context.thread_count = self.encoder.threads
+        stream.codec_context.color_range = 1  # limited, what players expect of video
+        self._container, self._stream = container, stream
+
+    def write(self, frame: Frame) -> None:
+        height, width = frame.image.shape[:2]
+        if self._container is None:
+            self._open(height - height % 2, width - width % 2)
+        image = frame.image[: self._stream.height, : self._stream.width]
+        if self._first_pts is None:
+            self._first_pts = frame.pts
+        # Two frames captured within the same millisecond still need rising timestamps.
+        pts = max(frame.pts - self._first_pts, self._last_pts + 1)
+        picture = encodable_picture(image, self._stream.pix_fmt, None, 1)
+        picture.pts, picture.time_base = pts, CAPTURE_TIME_BASE
+        self._mux(self._stream.encode(picture))
+        self._last_pts = pts
+        self.frames += 1
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        try:
+            self._container.mux(packets)
+        except (av.error.FFmpegError, OSError) as error:
+            raise OutputError(f"writing {self.target} failed: {describe_error(error)}") from None
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (renamed into place) or the stream."""
+        if self._container is None:
+            return
+        try:
+            self._mux(self._stream.encode(None))
+            self._container.close()
+        finally:
+            self._container = None
+        if self.path is not None:
+            Path(self._open_target).replace(self.path)
+
+    def discard(self) -> None:
+        """Drop the connection or the unfinished file, after an error."""
+        if self._container is not None:
+            with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+                self._container.close()  # broken already: that is why it is discarded
+            self._container = None
+        if self.path is not None:
+            Path(self._open_target).unlink(missing_ok=True)

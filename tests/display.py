@@ -1,0 +1,73 @@
+"""A real X display for window tests: Xvfb, screenshots taken with FFmpeg's x11grab, keys sent with xdotool."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import av
+import numpy as np
+import pytest
+
+SCREEN = (1280, 720)
+
+
+def require_display_tools() -> None:
+    missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"window tests need {' and '.join(missing)} (apt-get install xvfb xdotool; .ci/run does)")
+
+
+@contextlib.contextmanager
+def virtual_display() -> Iterator[str]:
+    """An Xvfb server on a free display number, e.g. ':3'; stopped on exit."""
+    require_display_tools()
+    read_end, write_end = os.pipe()
+    width, height = SCREEN
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 15)
+        if not ready:
+            raise RuntimeError("Xvfb did not start within 15 s")
+        yield ":" + os.read(read_end, 64).decode().strip()
+    finally:
+        os.close(read_end)
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def screenshot(display: str, width: int, height: int) -> np.ndarray:
+    """The top-left width x height of the screen as RGB (there is no window manager: windows open at 0,0)."""
+    options = {"video_size": f"{width}x{height}", "draw_mouse": "0"}
+    with av.open(f"{display}.0+0,0", format="x11grab", options=options) as grab:
+        frame = next(grab.decode(video=0))
+        return frame.to_ndarray(format="rgb24")
+
+
+def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
+    env = {**os.environ, "DISPLAY": display}
+    found = subprocess.run(["xdotool", "search", "--name", f"^{window_name}$"], env=env, capture_output=True,
+                           text=True, timeout=10)  # fmt: skip
+    window = found.stdout.split()[0]
+    # xdotool complains on stderr that the X server has no focused window (there is no window manager): harmless.
+    subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True, timeout=10, capture_output=True)
+
+
+def wait_until(condition: Callable[[], object], seconds: float, what: str, poll: float = 0.25) -> object:
+    """Poll `condition` until it returns something truthy, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")

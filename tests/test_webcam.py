@@ -1,0 +1,120 @@
+"""`streamstyle webcam` in a real window on a real X server (Xvfb), driven by a real-time paced FFmpeg source, with
+keys sent by xdotool and the window read back by screen capture."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from streamstyle.images import read_image
+from streamstyle.stages import Frame, SizeSettings, stylize_stage
+from streamstyle.stylizer import Stylizer
+
+from .conftest import SAMPLES
+from .display import screenshot, send_key, virtual_display, wait_until
+
+CHELSEA = SAMPLES / "photos" / "skimage_chelsea.png"  # 451x300: an odd width on purpose
+# The photo as a live camera: looped for ever, 10 frames a second, paced in real time by FFmpeg's realtime filter.
+CAMERA = f"movie={CHELSEA}:loop=0,setpts=N/(10*TB),realtime"
+MAX_SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def display():
+    with virtual_display() as name:
+        yield name
+
+
+def webcam(display: str | None, *args: str) -> subprocess.Popen:
+    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
+    if display:
+        env["DISPLAY"] = display
+    command = [sys.executable, "-m", "streamstyle.cli", "webcam", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def model_output(photo: np.ndarray, style: str) -> np.ndarray:
+    """What the model stage makes of one frame of the photo at the window's inference size."""
+    stage = stylize_stage(lambda: Stylizer(style, device="cpu"), 1, SizeSettings(MAX_SIZE), "rgb24", [])
+    (frame,) = stage(iter([Frame(0, photo.copy(), 0, 0, Fraction(1, 1000))]))
+    return frame.image
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def shows(display: str, expected: np.ndarray, tolerance: float = 3.0) -> bool:
+    height, width = expected.shape[:2]
+    return difference(screenshot(display, width, height), expected) < tolerance
+
+
+def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
+    photo = read_image(CHELSEA)
+    style7, style8 = model_output(photo, "7"), model_output(photo, "8")
+    assert difference(style7, photo) > 20 and difference(style8, style7) > 10  # the checks below can tell them apart
+    app = webcam(display, "--source", CAMERA, "--source-format", "lavfi", "--style", "7", "--max-size", str(MAX_SIZE),
+                 "--temporal", "off", "--no-overlay", "--save-dir", str(tmp_path))  # fmt: skip
+    try:
+        wait_until(lambda: shows(display, style7), 90, "the window to show style 7")
+        assert difference(screenshot(display, *photo.shape[1::-1]), photo) > 20
+
+        send_key(display, "n")
+        wait_until(lambda: shows(display, style8), 30, "the n key to switch to style 8")
+
+        send_key(display, "c")
+        snapshot = wait_until(lambda: sorted(tmp_path.glob("*.png")), 15, "a snapshot")[0]
+        assert difference(read_image(snapshot), style8) < 1.0
+
+        send_key(display, "r")
+        wait_until(lambda: list(tmp_path.glob(".*.partial.mp4")), 15, "the recording to start")
+        send_key(display, "r")
+        recording = wait_until(lambda: sorted(tmp_path.glob("*.mp4")), 15, "the recording to be saved")[0]
+        with av.open(str(recording)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert len(frames) >= 2
+        assert frames[-1].shape == (300, 450, 3)  # x264 needs even sizes
+        assert difference(frames[-1], style8[:, :450]) < 8  # the stylized frames, through the video encoder
+
+        send_key(display, "v")
+        side_by_side = np.concatenate([photo, style8], axis=1)
+        wait_until(lambda: shows(display, side_by_side), 15, "the split view")
+
+        send_key(display, "q")
+        _, errors = app.communicate(timeout=30)
+    finally:
+        app.kill()
+        app.wait()
+    assert app.returncode == 0, errors
+    latency = re.search(r"latency capture to display: median (\d+) ms", errors)
+    assert latency, errors
+    print(f"capture to display latency, median: {latency.group(1)} ms")
+
+
+def test_no_display_is_one_line_and_status_2(tmp_path):
+    app = webcam(None, "--source", str(CHELSEA), "--style", "7")
+    _, errors = app.communicate(timeout=60)
+    assert app.returncode == 2
+    assert errors.strip().splitlines() == ["streamstyle: error: no display: DISPLAY is not set (run it in a desktop "
+                                           "session, or under xvfb-run)"]  # fmt: skip
+
+
+def test_display_nobody_serves_is_one_line_and_status_2():
+    app = webcam(":987", "--source", str(CHELSEA), "--style", "7")
+    _, errors = app.communicate(timeout=60)
+    assert app.returncode == 2
+    assert errors.strip() == "streamstyle: error: cannot open display :987: no X server answers there"
+
+
+def test_missing_camera_is_one_line_and_status_2(display):
+    app = webcam(display, "--camera", "7", "--style", "7")
+    _, errors = app.communicate(timeout=60)
+    assert app.returncode == 2
+    assert errors.strip() == "streamstyle: error: no camera at /dev/video7"
