@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: venv demo test bench docs clean
+.PHONY: venv system-deps demo test bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -22,7 +22,17 @@ demo: venv
 	$(BIN)/streamstyle styles --sheet samples/photos/skimage_coffee.png -o $(OUT)/styles_sheet.png
 	@echo "wrote $(OUT)/bunny_hokusai.mp4 $(OUT)/chelsea_starry.png $(OUT)/astronaut_style7.jpg $(OUT)/styles_sheet.png"
 
-test: venv
+# Debian packages the tests need: a virtual X server and xdotool for the webcam window, GStreamer's RTSP server
+# (run by Debian's python3) for the restreaming tests. Installed only when missing.
+APT_PACKAGES := xvfb xdotool python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-deps:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); }
+
+test: venv system-deps
 	$(BIN)/ruff check streamstyle tests benchmarks
 	$(BIN)/python -m pytest -q
 

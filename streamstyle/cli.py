@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -245,7 +246,7 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
     """A live window with the stylized camera (or any video source), and keys to change the style."""
     from .live import LiveSource, Reconnect, live_input
     from .stages import SizeSettings
-    from .video import EncoderSettings
+    from .video import EncoderSettings, beside_model
     from .webcam import StyleDeck, WebcamWindow, key_help, paintings_in, screen_size
 
     screen_size()  # no display: say so now, before OpenCV aborts the process
@@ -253,17 +254,114 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
         raise OutputError(f"--save-dir does not exist: {save_dir}")
     live = live_input(source or camera, source_format, parse_size(camera_size), camera_fps)
     deck = StyleDeck(make_stylizer(), paintings_in(style_dir))
-    max_size = max_size or (720 if deck.first.runtime.device.type == "cuda" else 256)
+    max_size = max_size or deck.first.runtime.live_max_size
     # A camera that disappears is retried a few times, then the window closes.
+    recorder = beside_model(EncoderSettings(), deck.first.runtime)
     window = WebcamWindow(
         LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, SizeSettings(max_size),
-        TemporalSettings(temporal, smooth), save_dir, EncoderSettings(preset="veryfast"), not no_overlay,
+        TemporalSettings(temporal, smooth), save_dir, recorder, not no_overlay,
         notify=lambda line: console.print(line, markup=False, soft_wrap=True),
     )  # fmt: skip
     console.print(f"{live.label} → {deck.label}, model at {max_size} px, {deck.first.runtime.describe()}")
     console.print("keys:\n" + key_help(), markup=False)
     report = window.run()
     console.print(report.summary(), markup=False, soft_wrap=True)
+
+
+def parse_bitrate(value: str) -> int:
+    number, multiplier = value.strip().lower(), 1
+    if number[-1:] in ("k", "m"):
+        number, multiplier = number[:-1], 1000 if number[-1] == "k" else 1_000_000
+    try:
+        bits = round(float(number) * multiplier)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a bitrate like 2M or 800k") from None
+    if bits < 10_000:
+        raise click.BadParameter(f"{value!r} is too low for video (bits per second; try 2M)")
+    return bits
+
+
+@cli.command()
+@click.argument("source_url")
+@click.argument("outputs", nargs=-1)
+@click.option("--out", "more_outputs", multiple=True,
+              help="Another output (repeatable): rtsp://, rtmp://, udp://, a .m3u8 playlist, or a recording file.")
+@click.option("--source-format", help="FFmpeg demuxer for SOURCE_URL when it does not say (lavfi, mpegts...).")
+@style_options
+@click.option("--max-size", type=click.IntRange(min=8),
+              help="Run the model with the longer side at most this (default: 256 on CPU, 720 on CUDA).")
+@click.option("--output-size", help="WIDTHxHEIGHT of the output (default: the input's).")
+@live_temporal_options
+@click.option("--codec", default="libx264", show_default=True, help="Video codec of the outputs.")
+@click.option("--preset", default="veryfast", show_default=True, help="Encoder speed (x264: ultrafast...medium).")
+@click.option("--bitrate", default="2M", show_default=True, help="Output video bitrate, e.g. 2M or 800k.")
+@click.option("--gop", type=click.FloatRange(0.1, 10), default=1.0, show_default=True,
+              help="Seconds between keyframes: how long a new viewer waits for a picture.")
+@click.option("--read-timeout", type=click.FloatRange(0.5, 60), default=5.0, show_default=True,
+              help="Seconds without a frame before the input counts as lost and is reconnected.")
+@click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False),
+              help="Keep this file updated (every second) with fps, drops, latency and reconnects.")
+def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, ...], source_format: str | None,
+           make_stylizer: Callable, max_size: int | None, output_size: str | None, temporal: str, smooth: float,
+           codec: str, preset: str, bitrate: str, gop: float, read_timeout: float,
+           stats_json: Path | None) -> None:  # fmt: skip
+    """Restream SOURCE_URL stylized to OUTPUTS: read a live stream (rtsp:// over TCP, rtmp://, udp://, http://, or a
+    file played in real time), publish to RTSP servers (ANNOUNCE/RECORD, as to MediaMTX), rtmp://, udp:// (MPEG-TS),
+    HLS, and/or record to files. Reconnects when the input or an output drops; SIGINT/SIGTERM close cleanly.
+    While the input is away, outputs repeat the last picture."""
+    import signal
+    import threading
+
+    from rich.live import Live
+
+    from .live import LiveSource, Reconnect, live_input
+    from .restream import Restream, write_stats_json
+    from .stages import SizeSettings
+    from .video import EncoderSettings, beside_model
+
+    targets = [*outputs, *more_outputs]
+    if not targets:
+        raise click.UsageError("give at least one output: streamstyle stream IN_URL OUT_URL [--out MORE]")
+    bits = parse_bitrate(bitrate)
+    sizes_wanted = parse_size(output_size)
+    live = live_input(source_url, source_format, timeout=(10.0, read_timeout))
+    stylizer = make_stylizer()
+    sizes = SizeSettings(max_size or stylizer.runtime.live_max_size, None, sizes_wanted)
+
+    def notify(line: str) -> None:
+        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
+
+    source = LiveSource(live, Reconnect(attempts=None, max_delay=5.0), notify=notify)  # it may come back any time
+    encoder = beside_model(EncoderSettings(codec, None, preset, tune="zerolatency", bitrate=bits), stylizer.runtime)
+    restream = Restream(source, stylizer, targets, sizes, TemporalSettings(temporal, smooth), encoder,
+                        notify=notify, gop_seconds=gop)  # fmt: skip
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        notify(f"{signal.Signals(signum).name}: closing the outputs")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    notify(f"{live.label} → {', '.join(targets)}: {stylizer.style.label}, model at {sizes.max_size} px, "
+           f"{stylizer.runtime.describe()}")  # fmt: skip
+    with Live(console=console, transient=True, auto_refresh=False) as status:
+
+        def on_stats(stats) -> None:
+            if stats_json:
+                write_stats_json(stats, stats_json)
+            if console.is_terminal:
+                status.update(stats.line(), refresh=True)
+            elif int(stats.uptime_s) % 10 == 0:
+                notify(stats.line())
+
+        final = restream.run(stop, on_stats)
+    if stats_json:
+        write_stats_json(final, stats_json)
+    notify(f"stopped: {final.frames_in} frames in, {final.frames_out} out, {final.dropped} dropped, "
+           f"{final.reconnects_in} input reconnects")  # fmt: skip
 
 
 @cli.command("eval-temporal")

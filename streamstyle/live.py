@@ -118,6 +118,7 @@ class LiveSource:
         self.frames = 0
         self.reconnects = 0
         self.corrupt_packets = 0
+        self.rate = 30.0  # the source's frame rate once open, where it says
 
     def capture_time(self, frame: Frame) -> float:
         """The time.monotonic() at which the frame was captured."""
@@ -163,6 +164,10 @@ class LiveSource:
         if not container.streams.video:
             container.close()
             raise InputError(f"{self.input.label} has no video")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        if rate and 1 <= rate <= 240:
+            self.rate = float(rate)
         return container
 
     def _frames(self, container: av.container.InputContainer) -> Iterator[Frame]:

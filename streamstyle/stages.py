@@ -208,3 +208,14 @@ def smooth_stage(settings: TemporalSettings) -> Stage:
             yield item
 
     return stage
+
+
+def live_stages(choose: Callable[[], Stylizer], sizes: SizeSettings, temporal: TemporalSettings,
+                enabled: Callable[[], bool] = _always) -> list[tuple[str, Stage]]:  # fmt: skip
+    """The stages of a live chain: the model first, so it always takes the newest frame rather than one that
+    waited for motion analysis (which then runs on the frames' originals); one frame per call, for latency.
+    `enabled` switches smoothing on and off while it runs."""
+    stages = [("model", stylize_stage(choose, 1, sizes, "rgb24", []))]
+    if temporal.mode != "off":
+        stages += [("motion", motion_stage(temporal, enabled)), ("smooth", smooth_stage(temporal))]
+    return stages

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import InputError, OutputError
 from .pipeline import Chain
+from .runtime import Runtime
 from .stages import Frame, SizeSettings, TemporalSettings, motion_stage, smooth_stage, stylize_stage
 from .stylizer import Stylizer
 
@@ -62,6 +63,15 @@ class EncoderSettings:
         elif self.preset and self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc"):
             options["preset"] = self.preset
         return options
+
+
+def beside_model(encoder: EncoderSettings, runtime: Runtime) -> EncoderSettings:
+    """Codec threads for running next to the model: on the CPU, the model's threads already fill the cores;
+    extra codec threads only preempt them, and every op of the model waits for its slowest thread. One thread
+    each keeps decode and encode off the model's back."""
+    if runtime.device.type == "cpu" and not encoder.threads:
+        return replace(encoder, threads=1)
+    return encoder
 
 
 @dataclass
@@ -326,10 +336,7 @@ def stylize_file(
     sizes = sizes or SizeSettings()
     encoder = encoder or EncoderSettings()
     temporal = temporal or TemporalSettings()
-    if stylizer.runtime.device.type == "cpu" and not encoder.threads:
-        # The model's threads already fill the cores: extra codec threads only preempt them, and every op of
-        # the model waits for its slowest thread. One thread each keeps decode and encode off the model's back.
-        encoder = replace(encoder, threads=1)
+    encoder = beside_model(encoder, stylizer.runtime)
     with open_video(source) as container:
         sink = FileSink(output, container, encoder)
         file_source = FileSource(container, sink.reencode, threads=encoder.threads)

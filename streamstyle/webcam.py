@@ -28,7 +28,7 @@ from .images import IMAGE_SUFFIXES, write_image
 from .live import LiveSource, LiveWriter
 from .models.dumoulin import NUM_STYLES
 from .pipeline import Chain, NewestSlot
-from .stages import Frame, SizeSettings, TemporalSettings, motion_stage, smooth_stage, stylize_stage
+from .stages import Frame, SizeSettings, TemporalSettings, live_stages
 from .styles import BuiltinStyle, parse_style
 from .stylizer import Stylizer
 from .video import EncoderSettings
@@ -174,12 +174,7 @@ class WebcamWindow:
         self._saved = 0
         self._shown_at: collections.deque[float] = collections.deque(maxlen=30)
         self._errors: list[BaseException] = []
-        stages = [("model", stylize_stage(deck.current, 1, sizes, "rgb24", []))]
-        if temporal.mode != "off":
-            # After the model, on the frames' originals: the model must take the newest frame, not one that
-            # waited for the motion stage.
-            enabled = lambda: self.smoothing  # noqa: E731
-            stages += [("motion", motion_stage(temporal, enabled)), ("smooth", smooth_stage(temporal))]
+        stages = live_stages(deck.current, sizes, temporal, lambda: self.smoothing)
         self.chain = Chain(source, stages, self._sink, queue_size=1, live=True)
 
     def _sink(self, items: Iterator[object]) -> None:

@@ -1,4 +1,6 @@
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,3 +29,14 @@ def photos() -> dict[str, np.ndarray]:
     from streamstyle.images import read_image
 
     return {path.stem: read_image(path) for path in PHOTOS}
+
+
+def wait_until(condition: Callable[[], object], seconds: float, what: str, poll: float = 0.25) -> object:
+    """Poll `condition` until it returns something truthy, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")

@@ -7,8 +7,7 @@ import os
 import select
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -60,14 +59,3 @@ def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
     window = found.stdout.split()[0]
     # xdotool complains on stderr that the X server has no focused window (there is no window manager): harmless.
     subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True, timeout=10, capture_output=True)
-
-
-def wait_until(condition: Callable[[], object], seconds: float, what: str, poll: float = 0.25) -> object:
-    """Poll `condition` until it returns something truthy, for at most `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")

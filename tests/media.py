@@ -10,6 +10,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from streamstyle.stages import Frame, SizeSettings, stylize_stage
+from streamstyle.stylizer import Stylizer
+
 
 def video_timestamps(path: Path) -> list[Fraction]:
     """Presentation time of every decoded video frame, in seconds, in decode-output order."""
@@ -128,3 +131,15 @@ def write_full_range_clip(path: Path, frames: int = 8, size: tuple[int, int] = (
             frame.pts = i
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 images, in levels."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def live_model_output(image: np.ndarray, style: str, max_size: int) -> np.ndarray:
+    """What a live chain's model stage makes of one frame (run at `max_size`, returned at the frame's size)."""
+    stage = stylize_stage(lambda: Stylizer(style, device="cpu"), 1, SizeSettings(max_size), "rgb24", [])
+    (frame,) = stage(iter([Frame(0, image.copy(), 0, 0, Fraction(1, 1000))]))
+    return frame.image

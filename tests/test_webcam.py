@@ -7,18 +7,17 @@ import os
 import re
 import subprocess
 import sys
-from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 
 from streamstyle.images import read_image
-from streamstyle.stages import Frame, SizeSettings, stylize_stage
-from streamstyle.stylizer import Stylizer
 
-from .conftest import SAMPLES
-from .display import screenshot, send_key, virtual_display, wait_until
+from .conftest import SAMPLES, wait_until
+from .display import screenshot, send_key, virtual_display
+from .media import difference, live_model_output
+from .rtsp.server import Publisher, RtspRelay, relay_unavailable
 
 CHELSEA = SAMPLES / "photos" / "skimage_chelsea.png"  # 451x300: an odd width on purpose
 # The photo as a live camera: looped for ever, 10 frames a second, paced in real time by FFmpeg's realtime filter.
@@ -40,17 +39,6 @@ def webcam(display: str | None, *args: str) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def model_output(photo: np.ndarray, style: str) -> np.ndarray:
-    """What the model stage makes of one frame of the photo at the window's inference size."""
-    stage = stylize_stage(lambda: Stylizer(style, device="cpu"), 1, SizeSettings(MAX_SIZE), "rgb24", [])
-    (frame,) = stage(iter([Frame(0, photo.copy(), 0, 0, Fraction(1, 1000))]))
-    return frame.image
-
-
-def difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
-
-
 def shows(display: str, expected: np.ndarray, tolerance: float = 3.0) -> bool:
     height, width = expected.shape[:2]
     return difference(screenshot(display, width, height), expected) < tolerance
@@ -58,7 +46,7 @@ def shows(display: str, expected: np.ndarray, tolerance: float = 3.0) -> bool:
 
 def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
     photo = read_image(CHELSEA)
-    style7, style8 = model_output(photo, "7"), model_output(photo, "8")
+    style7, style8 = live_model_output(photo, "7", MAX_SIZE), live_model_output(photo, "8", MAX_SIZE)
     assert difference(style7, photo) > 20 and difference(style8, style7) > 10  # the checks below can tell them apart
     app = webcam(display, "--source", CAMERA, "--source-format", "lavfi", "--style", "7", "--max-size", str(MAX_SIZE),
                  "--temporal", "off", "--no-overlay", "--save-dir", str(tmp_path))  # fmt: skip
@@ -118,3 +106,24 @@ def test_missing_camera_is_one_line_and_status_2(display):
     _, errors = app.communicate(timeout=60)
     assert app.returncode == 2
     assert errors.strip() == "streamstyle: error: no camera at /dev/video7"
+
+
+@pytest.mark.skipif(relay_unavailable() is not None, reason=str(relay_unavailable()))
+def test_camera_that_disappears_is_retried_then_the_window_closes(display):
+    coffee = SAMPLES / "photos" / "skimage_coffee.png"
+    with RtspRelay(paths=("cam",)) as relay, Publisher(relay.publish_url("cam"), clip=coffee, seconds=60,
+                                                       barcode=False, fps=10):  # fmt: skip
+        app = webcam(display, "--camera", relay.read_url("cam"), "--style", "7", "--max-size", str(MAX_SIZE),
+                     "--no-overlay")  # fmt: skip
+        try:
+            wait_until(lambda: screenshot(display, 600, 400).mean() > 20, 60, "the camera's first frames")
+            relay.stop()  # the camera's server is gone: end of stream, then connections refused
+            _, errors = app.communicate(timeout=60)
+        finally:
+            app.kill()
+            app.wait()
+    assert app.returncode == 2, errors
+    lines = errors.strip().splitlines()
+    assert any("lost (ended); retrying in 0.5 s" in line for line in lines), errors
+    assert any("cannot open" in line and "retrying" in line for line in lines), errors
+    assert lines[-1].startswith(f"streamstyle: error: {relay.read_url('cam')}: cannot open") and "gave up" in lines[-1]

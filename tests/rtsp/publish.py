@@ -65,8 +65,9 @@ def publish(
     barcode: bool = True,
     audio: bool = False,
     transport: str = "tcp",
+    rate: float | None = None,
 ) -> str:
-    """Send `seconds` of the looped clip to `url` paced at the clip's frame rate; returns the PUBLISH_DONE line.
+    """Send `seconds` of the looped clip to `url` paced at the clip's rate (or `rate`); returns the PUBLISH_DONE line.
 
     `audio` adds an AAC tone track after the video (the relay's --av-path layout). The RTSP connection is made
     at the first mux(), so connection errors (and a relay going away, as BrokenPipeError) are raised from there;
@@ -83,6 +84,8 @@ def publish(
     with av.open(str(clip)) as probe:
         source = probe.streams.video[0]
         fps, width, height = source.average_rate or Fraction(25), source.width, source.height
+    if rate:
+        fps = Fraction(rate).limit_denominator(1001)
     gop = str(round(fps))
     sent = samples = 0
     try:
@@ -129,8 +132,9 @@ def main() -> None:
     parser.add_argument("--no-barcode", dest="barcode", action="store_false")
     parser.add_argument("--audio", action="store_true", help="add an AAC tone track (for the relay's --av-path)")
     parser.add_argument("--transport", choices=("tcp", "udp"), default="tcp")
+    parser.add_argument("--fps", type=float, help="send at this rate instead of the clip's")
     args = parser.parse_args()
-    done = publish(args.url, args.clip, args.seconds, args.barcode, args.audio, args.transport)
+    done = publish(args.url, args.clip, args.seconds, args.barcode, args.audio, args.transport, args.fps)
     print(done, flush=True)
     raise SystemExit(0 if done.endswith("error=none") else 1)
 

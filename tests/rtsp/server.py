@@ -166,7 +166,8 @@ class Publisher:
 
     stop() ends it cleanly (RTSP TEARDOWN); kill() is SIGKILL, an abrupt loss of the publisher mid-stream.
     Frames carry their index as a barcode (publish.stamp) unless `barcode=False`; `audio=True` adds an AAC tone
-    track, which only an `av_paths` relay path accepts (a video-only path refuses it: ANNOUNCE 415).
+    track, which only an `av_paths` relay path accepts (a video-only path refuses it: ANNOUNCE 415). `fps` sends
+    at that rate instead of the clip's: a still image becomes a steady stream of one picture.
     """
 
     def __init__(
@@ -177,9 +178,12 @@ class Publisher:
         barcode: bool = True,
         audio: bool = False,
         transport: str = "tcp",
+        fps: float | None = None,
     ) -> None:
         self.command = [sys.executable, "-m", "tests.rtsp.publish", url, "--clip", str(clip)]
         self.command += ["--seconds", str(seconds), "--transport", transport]
+        if fps:
+            self.command += ["--fps", str(fps)]
         if not barcode:
             self.command.append("--no-barcode")
         if audio:
