@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import OutputError, StreamstyleError
-from .stages import TemporalSettings
+from .stages import SizeSettings, TemporalSettings
 from .stills import DEFAULT_MAX_SIZE
 
 console = Console(stderr=True, highlight=False)
@@ -45,27 +45,26 @@ def runtime_options(command):
     command = click.option(
         "--precision",
         type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-        default="auto",
-        show_default=True,
-        help="Compute precision: auto is fp16 on CUDA, fp32 on CPU.",
+        help="Compute precision: auto (the default) is fp16 on CUDA, fp32 on CPU.",
     )(command)
     return click.option(
-        "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto picks CUDA when present)."
+        "--device", help="auto (the default: CUDA when present), cpu, cuda or cuda:N."
     )(command)
+
+
+def given(**values) -> dict:
+    """The options the user gave (click passes None for the others), as one section of a pipeline config."""
+    return {key: value for key, value in values.items() if value is not None and value != ()}
 
 
 def style_options(command):
     """--style, --model, --strength, --preserve-color, --device and --precision, shared by every command that
-    stylizes. The command receives them as one `make_stylizer()`, to call once its own arguments are checked."""
+    stylizes. The command receives them as the `style` and `runtime` sections of a pipeline config."""
 
     @functools.wraps(command)
-    def with_stylizer(*args, style, model, strength, preserve_color, device, precision, **kwargs):
-        from .stylizer import Stylizer
-
-        def make_stylizer() -> Stylizer:
-            return Stylizer(style, model, strength, preserve_color, device, precision)
-
-        return command(*args, make_stylizer=make_stylizer, **kwargs)
+    def with_sections(*args, style, model, strength, preserve_color, device, precision, **kwargs):
+        style_section = given(style=style, model=model, strength=strength, preserve_color=preserve_color or None)
+        return command(*args, style=style_section, runtime=given(device=device, precision=precision), **kwargs)
 
     options = [
         click.option(
@@ -84,18 +83,16 @@ def style_options(command):
         click.option(
             "--strength",
             type=click.FloatRange(0.0, 1.0),
-            default=1.0,
-            show_default=True,
-            help="How much style: 0 keeps the input, 1 is full style.",
+            help="How much style: 0 keeps the input, 1 (the default) is full style.",
         ),
         click.option(
             "--preserve-color", is_flag=True, help="Keep the input's colours; transfer only luminance (texture)."
         ),
     ]
-    with_stylizer = runtime_options(with_stylizer)
+    with_sections = runtime_options(with_sections)
     for option in reversed(options):
-        with_stylizer = option(with_stylizer)
-    return with_stylizer
+        with_sections = option(with_sections)
+    return with_sections
 
 
 @cli.command()
@@ -112,12 +109,13 @@ def style_options(command):
 @click.option("--format", "suffix", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Output type when OUTPUT is a folder.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def image(source: Path, output: Path, make_stylizer: Callable, max_size: int, suffix: str, quiet: bool) -> None:
+def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int, suffix: str, quiet: bool) -> None:
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
+    from .config import RuntimeConfig, StyleConfig
     from .stills import plan_outputs, stylize_images
 
     plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
-    stylizer = make_stylizer()
+    stylizer = StyleConfig(**style).stylizer(RuntimeConfig(**runtime))
 
     def report(result) -> None:
         if not quiet:
@@ -129,13 +127,45 @@ def image(source: Path, output: Path, make_stylizer: Callable, max_size: int, su
         console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
 
 
-def parse_size(value: str | None) -> tuple[int, int] | None:
+def parse_bitrate(value: str | None) -> int | None:
     if value is None:
         return None
-    width, sep, height = value.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or int(width) < 8 or int(height) < 8:
-        raise click.BadParameter(f"{value!r} is not a size like 1280x720")
-    return int(width), int(height)
+    number, multiplier = value.strip().lower(), 1
+    if number[-1:] in ("k", "m"):
+        number, multiplier = number[:-1], 1000 if number[-1] == "k" else 1_000_000
+    try:
+        bits = round(float(number) * multiplier)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a bitrate like 2M or 800k") from None
+    if bits < 10_000:
+        raise click.BadParameter(f"{value!r} is too low for video (bits per second; try 2M)")
+    return bits
+
+
+def temporal_options(default_mode: str, default_smooth: float):
+    """--temporal and --smooth; the defaults (shown in --help) are the config's for the kind of job."""
+
+    def decorate(command):
+        command = click.option("--smooth", type=click.FloatRange(0.0, 1.0),
+                               help=f"Weight of the previous output in the blend (default {default_smooth}).",
+                               )(command)  # fmt: skip
+        return click.option(
+            "--temporal", type=click.Choice(["flow", "ema", "off"]),
+            help=f"Flicker reduction (default {default_mode}): flow-guided blending with the previous output, a "
+            "plain running average (cheap), or none.",
+        )(command)  # fmt: skip
+
+    return decorate
+
+
+def encoder_options(command):
+    options = [
+        click.option("--codec", help="Video codec: libx264 (the default), libx265, libvpx-vp9, h264_nvenc..."),
+        click.option("--preset", help="Encoder speed/size trade-off (x264, x265; default veryfast)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.command()
@@ -146,56 +176,27 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
 @click.option("--max-size", type=click.IntRange(min=8), help="Run the model with the longer side at most this.")
 @click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Run the model at this fraction of the input size.")
 @click.option("--output-size", help="WIDTHxHEIGHT of the output video (default: the input's).")
-@click.option("--codec", default="libx264", show_default=True, help="libx264, libx265, libvpx-vp9, h264_nvenc...")
+@encoder_options
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
-@click.option("--preset", default="veryfast", show_default=True, help="Encoder speed/size trade-off (x264, x265).")
-@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
-@click.option(
-    "--temporal",
-    type=click.Choice(["flow", "ema", "off"]),
-    default="flow",
-    show_default=True,
-    help="Flicker reduction: flow-guided blending with the previous output, a plain running average, or none.",
-)
-@click.option(
-    "--smooth",
-    type=click.FloatRange(0.0, 1.0),
-    default=TemporalSettings().smooth,
-    show_default=True,
-    help="Weight of the previous output in the blend.",
-)
+@click.option("--pix-fmt", help="Output pixel format (default yuv420p).")
+@temporal_options("flow", TemporalSettings().smooth)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
-def file(
-    source: Path,
-    output: Path,
-    make_stylizer: Callable,
-    batch_size: int | None,
-    max_size: int | None,
-    scale: float | None,
-    output_size: str | None,
-    codec: str,
-    crf: int | None,
-    preset: str,
-    pix_fmt: str,
-    temporal: str,
-    smooth: float,
-    quiet: bool,
-) -> None:
+def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int | None, max_size: int | None,
+         scale: float | None, output_size: str | None, codec: str | None, preset: str | None, crf: int | None,
+         pix_fmt: str | None, temporal: str | None, smooth: float | None, quiet: bool) -> None:  # fmt: skip
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
-    from .progress import file_progress, print_file_summary
-    from .stages import SizeSettings
-    from .video import EncoderSettings, check_paths, stylize_file
+    from .config import pipeline_config
 
-    sizes = SizeSettings(max_size, scale, parse_size(output_size))
-    check_paths(source, output)
-    stylizer = make_stylizer()
-    encoder = EncoderSettings(codec, crf, preset, pix_fmt)
-    with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
-        report = stylize_file(
-            source, output, stylizer, batch_size, sizes, encoder, TemporalSettings(temporal, smooth), on_progress
-        )
-    if not quiet:
-        print_file_summary(console, report, stylizer)
+    sections = {
+        "source": {"input": str(source)},
+        "style": style,
+        "runtime": runtime | given(batch_size=batch_size),
+        "size": given(max_size=max_size, scale=scale, output_size=output_size),
+        "encoder": given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
+        "temporal": given(mode=temporal, smooth=smooth),
+        "output": {"targets": [str(output)]},
+    }
+    execute(pipeline_config(sections, "command line"), quiet)
 
 
 def live_source_options(command):
@@ -214,71 +215,40 @@ def live_source_options(command):
     return command
 
 
-def live_temporal_options(command):
-    """--temporal and --smooth for live commands, where the cheap running average is the default."""
-    command = click.option("--smooth", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True,
-                           help="Weight of the previous output in the blend.")(command)  # fmt: skip
-    return click.option(
-        "--temporal", type=click.Choice(["ema", "flow", "off"]), default="ema", show_default=True,
-        help="Flicker reduction: a running average (cheap), flow-guided blending (steadier, costs CPU), or none.",
-    )(command)  # fmt: skip
-
-
 def _key_map_epilog() -> str:
     from .webcam import key_help
 
     return "\b\nKeys in the window:\n" + key_help()
 
 
+_LIVE_MAX_SIZE_HELP = "Run the model with the longer side at most this (default: 256 on CPU, 720 on CUDA)."
+
+
 @cli.command(epilog=_key_map_epilog())
 @live_source_options
 @style_options
 @click.option("--style-dir", type=click.Path(path_type=Path), help="Paintings to cycle through with ] and [.")
-@click.option("--max-size", type=click.IntRange(min=8),
-              help="Run the model with the longer side at most this (default: 256 on CPU, 720 on CUDA).")
-@live_temporal_options
-@click.option("--save-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."), show_default=True,
-              help="Where snapshots (c) and recordings (r) go.")
+@click.option("--max-size", type=click.IntRange(min=8), help=_LIVE_MAX_SIZE_HELP)
+@temporal_options("ema", 0.6)
+@click.option("--save-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where snapshots (c) and recordings (r) go (default: the current folder).")
 @click.option("--no-overlay", is_flag=True, help="Start with the fps/latency/style overlay hidden (o shows it).")
 def webcam(camera: str, source: str | None, source_format: str | None, camera_size: str | None,
-           camera_fps: float | None, make_stylizer: Callable, style_dir: Path | None, max_size: int | None,
-           temporal: str, smooth: float, save_dir: Path, no_overlay: bool) -> None:  # fmt: skip
+           camera_fps: float | None, style: dict, runtime: dict, style_dir: Path | None, max_size: int | None,
+           temporal: str | None, smooth: float | None, save_dir: Path | None, no_overlay: bool) -> None:  # fmt: skip
     """A live window with the stylized camera (or any video source), and keys to change the style."""
-    from .live import LiveSource, Reconnect, live_input
-    from .stages import SizeSettings
-    from .video import EncoderSettings, beside_model
-    from .webcam import StyleDeck, WebcamWindow, key_help, paintings_in, screen_size
+    from .config import WINDOW, pipeline_config
 
-    screen_size()  # no display: say so now, before OpenCV aborts the process
-    if not save_dir.is_dir():
-        raise OutputError(f"--save-dir does not exist: {save_dir}")
-    live = live_input(source or camera, source_format, parse_size(camera_size), camera_fps)
-    deck = StyleDeck(make_stylizer(), paintings_in(style_dir))
-    max_size = max_size or deck.first.runtime.live_max_size
-    # A camera that disappears is retried a few times, then the window closes.
-    recorder = beside_model(EncoderSettings(), deck.first.runtime)
-    window = WebcamWindow(
-        LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, SizeSettings(max_size),
-        TemporalSettings(temporal, smooth), save_dir, recorder, not no_overlay,
-        notify=lambda line: console.print(line, markup=False, soft_wrap=True),
-    )  # fmt: skip
-    console.print(f"{live.label} → {deck.label}, model at {max_size} px, {deck.first.runtime.describe()}")
-    console.print("keys:\n" + key_help(), markup=False)
-    report = window.run()
-    console.print(report.summary(), markup=False, soft_wrap=True)
-
-
-def parse_bitrate(value: str) -> int:
-    number, multiplier = value.strip().lower(), 1
-    if number[-1:] in ("k", "m"):
-        number, multiplier = number[:-1], 1000 if number[-1] == "k" else 1_000_000
-    try:
-        bits = round(float(number) * multiplier)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a bitrate like 2M or 800k") from None
-    if bits < 10_000:
-        raise click.BadParameter(f"{value!r} is too low for video (bits per second; try 2M)")
-    return bits
+    sections = {
+        "source": given(input=source or camera, format=source_format, size=camera_size, fps=camera_fps),
+        "style": style | given(style_dir=str(style_dir) if style_dir else None),
+        "runtime": runtime,
+        "size": given(max_size=max_size),
+        "temporal": given(mode=temporal, smooth=smooth),
+        "output": {"targets": [WINDOW]}
+        | given(save_dir=str(save_dir) if save_dir else None, overlay=False if no_overlay else None),
+    }
+    execute(pipeline_config(sections, "command line"))
 
 
 @cli.command()
@@ -288,27 +258,112 @@ def parse_bitrate(value: str) -> int:
               help="Another output (repeatable): rtsp://, rtmp://, udp://, a .m3u8 playlist, or a recording file.")
 @click.option("--source-format", help="FFmpeg demuxer for SOURCE_URL when it does not say (lavfi, mpegts...).")
 @style_options
-@click.option("--max-size", type=click.IntRange(min=8),
-              help="Run the model with the longer side at most this (default: 256 on CPU, 720 on CUDA).")
+@click.option("--max-size", type=click.IntRange(min=8), help=_LIVE_MAX_SIZE_HELP)
 @click.option("--output-size", help="WIDTHxHEIGHT of the output (default: the input's).")
-@live_temporal_options
-@click.option("--codec", default="libx264", show_default=True, help="Video codec of the outputs.")
-@click.option("--preset", default="veryfast", show_default=True, help="Encoder speed (x264: ultrafast...medium).")
-@click.option("--bitrate", default="2M", show_default=True, help="Output video bitrate, e.g. 2M or 800k.")
-@click.option("--gop", type=click.FloatRange(0.1, 10), default=1.0, show_default=True,
-              help="Seconds between keyframes: how long a new viewer waits for a picture.")
-@click.option("--read-timeout", type=click.FloatRange(0.5, 60), default=5.0, show_default=True,
-              help="Seconds without a frame before the input counts as lost and is reconnected.")
+@temporal_options("ema", 0.6)
+@encoder_options
+@click.option("--bitrate", help="Output video bitrate (default 2M), e.g. 2M or 800k.")
+@click.option("--gop", type=click.FloatRange(0.1, 10),
+              help="Seconds between keyframes (default 1): how long a new viewer waits for a picture.")
+@click.option("--read-timeout", type=click.FloatRange(0.5, 60),
+              help="Seconds without a frame before the input counts as lost and is reconnected (default 5).")
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False),
               help="Keep this file updated (every second) with fps, drops, latency and reconnects.")
 def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, ...], source_format: str | None,
-           make_stylizer: Callable, max_size: int | None, output_size: str | None, temporal: str, smooth: float,
-           codec: str, preset: str, bitrate: str, gop: float, read_timeout: float,
-           stats_json: Path | None) -> None:  # fmt: skip
+           style: dict, runtime: dict, max_size: int | None, output_size: str | None, temporal: str | None,
+           smooth: float | None, codec: str | None, preset: str | None, bitrate: str | None, gop: float | None,
+           read_timeout: float | None, stats_json: Path | None) -> None:  # fmt: skip
     """Restream SOURCE_URL stylized to OUTPUTS: read a live stream (rtsp:// over TCP, rtmp://, udp://, http://, or a
     file played in real time), publish to RTSP servers (ANNOUNCE/RECORD, as to MediaMTX), rtmp://, udp:// (MPEG-TS),
     HLS, and/or record to files. Reconnects when the input or an output drops; SIGINT/SIGTERM close cleanly.
     While the input is away, outputs repeat the last picture."""
+    from .config import pipeline_config
+
+    targets = [*outputs, *more_outputs]
+    if not targets:
+        raise click.UsageError("give at least one output: streamstyle stream IN_URL OUT_URL [--out MORE]")
+    sections = {
+        "source": given(input=source_url, format=source_format, read_timeout=read_timeout),
+        "style": style,
+        "runtime": runtime,
+        "size": given(max_size=max_size, output_size=output_size),
+        "temporal": given(mode=temporal, smooth=smooth),
+        "encoder": given(codec=codec, preset=preset, bitrate=parse_bitrate(bitrate)),
+        "output": {"targets": targets}
+        | given(keyframe_seconds=gop, stats_json=str(stats_json) if stats_json else None),
+    }
+    config = pipeline_config(sections, "command line")
+    if config.kind != "stream":
+        config = dataclasses.replace(config, kind="stream")  # a file to files, but live: paced, several outputs
+    execute(config)
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a setting of the file, e.g. --set temporal.smooth=0.5 --set style.style=3 (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (file jobs).")
+def run(pipeline: Path, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Run a pipeline file (TOML): a source, a style, smoothing, an encoder and outputs. See pipelines/."""
+    from .config import load_pipeline
+
+    execute(load_pipeline(pipeline, list(overrides)), quiet)
+
+
+def execute(config, quiet: bool = False) -> None:
+    """Run a PipelineConfig as its kind of job, with the terminal's progress, status and summary."""
+    {"file": _run_file, "window": _run_window, "stream": _run_stream}[config.kind](config, quiet)
+
+
+def _run_file(config, quiet: bool) -> None:
+    from .progress import file_progress, print_file_summary
+    from .video import check_paths, stylize_file
+
+    source, output = check_paths(config.source.input, config.output.targets[0])
+    stylizer = config.style.stylizer(config.runtime)
+    with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
+        report = stylize_file(source, output, stylizer, config.runtime.batch_size, config.size, config.encoder,
+                              config.temporal, on_progress)  # fmt: skip
+    if not quiet:
+        print_file_summary(console, report, stylizer)
+
+
+def _live_sizes(config, stylizer) -> SizeSettings:
+    if config.size.max_size or config.size.scale:
+        return config.size
+    return dataclasses.replace(config.size, max_size=stylizer.runtime.live_max_size)
+
+
+def _notify(line: str) -> None:
+    console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
+
+
+def _run_window(config, _quiet: bool) -> None:
+    from .live import LiveSource, Reconnect, live_input
+    from .video import beside_model
+    from .webcam import StyleDeck, WebcamWindow, key_help, paintings_in, screen_size
+
+    screen_size()  # no display: say so now, before OpenCV aborts the process
+    save_dir = Path(config.output.save_dir)
+    if not save_dir.is_dir():
+        raise OutputError(f"the folder for snapshots and recordings does not exist: {save_dir}")
+    source = config.source
+    live = live_input(source.input, source.format, source.size, source.fps)
+    deck = StyleDeck(config.style.stylizer(config.runtime), paintings_in(config.style.style_dir))
+    sizes = _live_sizes(config, deck.first)
+    # A camera that disappears is retried a few times, then the window closes.
+    window = WebcamWindow(
+        LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, sizes, config.temporal,
+        save_dir, beside_model(config.encoder, deck.first.runtime), config.output.overlay,
+        notify=lambda line: console.print(line, markup=False, soft_wrap=True),
+    )  # fmt: skip
+    console.print(f"{live.label} → {deck.label}, model at {sizes.max_size} px, {deck.first.runtime.describe()}")
+    console.print("keys:\n" + key_help(), markup=False)
+    report = window.run()
+    console.print(report.summary(), markup=False, soft_wrap=True)
+
+
+def _run_stream(config, _quiet: bool) -> None:
     import signal
     import threading
 
@@ -316,37 +371,29 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
 
     from .live import LiveSource, Reconnect, live_input
     from .restream import Restream, write_stats_json
-    from .stages import SizeSettings
-    from .video import EncoderSettings, beside_model
+    from .video import beside_model
 
-    targets = [*outputs, *more_outputs]
-    if not targets:
-        raise click.UsageError("give at least one output: streamstyle stream IN_URL OUT_URL [--out MORE]")
-    bits = parse_bitrate(bitrate)
-    sizes_wanted = parse_size(output_size)
-    live = live_input(source_url, source_format, timeout=(10.0, read_timeout))
-    stylizer = make_stylizer()
-    sizes = SizeSettings(max_size or stylizer.runtime.live_max_size, None, sizes_wanted)
-
-    def notify(line: str) -> None:
-        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, soft_wrap=True)
-
-    source = LiveSource(live, Reconnect(attempts=None, max_delay=5.0), notify=notify)  # it may come back any time
-    encoder = beside_model(EncoderSettings(codec, None, preset, tune="zerolatency", bitrate=bits), stylizer.runtime)
-    restream = Restream(source, stylizer, targets, sizes, TemporalSettings(temporal, smooth), encoder,
-                        notify=notify, gop_seconds=gop)  # fmt: skip
+    live = live_input(config.source.input, config.source.format, timeout=(10.0, config.source.read_timeout))
+    stylizer = config.style.stylizer(config.runtime)
+    sizes = _live_sizes(config, stylizer)
+    source = LiveSource(live, Reconnect(attempts=None, max_delay=5.0), notify=_notify)  # it may come back any time
+    targets = list(config.output.targets)
+    encoder = beside_model(config.encoder, stylizer.runtime)
+    restream = Restream(source, stylizer, targets, sizes, config.temporal, encoder, config.output.keyframe_seconds,
+                        notify=_notify)  # fmt: skip
+    stats_json = Path(config.output.stats_json) if config.output.stats_json else None
     stop = threading.Event()
 
     def on_signal(signum: int, _frame) -> None:
         if stop.is_set():
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        notify(f"{signal.Signals(signum).name}: closing the outputs")
+        _notify(f"{signal.Signals(signum).name}: closing the outputs")
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    notify(f"{live.label} → {', '.join(targets)}: {stylizer.style.label}, model at {sizes.max_size} px, "
-           f"{stylizer.runtime.describe()}")  # fmt: skip
+    _notify(f"{live.label} → {', '.join(targets)}: {stylizer.style.label}, model at {sizes.max_size} px, "
+            f"{stylizer.runtime.describe()}")  # fmt: skip
     with Live(console=console, transient=True, auto_refresh=False) as status:
 
         def on_stats(stats) -> None:
@@ -355,13 +402,13 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
             if console.is_terminal:
                 status.update(stats.line(), refresh=True)
             elif int(stats.uptime_s) % 10 == 0:
-                notify(stats.line())
+                _notify(stats.line())
 
         final = restream.run(stop, on_stats)
     if stats_json:
         write_stats_json(final, stats_json)
-    notify(f"stopped: {final.frames_in} frames in, {final.frames_out} out, {final.dropped} dropped, "
-           f"{final.reconnects_in} input reconnects")  # fmt: skip
+    _notify(f"stopped: {final.frames_in} frames in, {final.frames_out} out, {final.dropped} dropped, "
+            f"{final.reconnects_in} input reconnects")  # fmt: skip
 
 
 @cli.command("eval-temporal")
@@ -402,10 +449,11 @@ def styles(photo: Path | None, output: Path, tile: int, device: str, precision: 
             "Any painting works as a style too: --style painting.jpg (model magenta)."
         )
         return
-    from .runtime import resolve_runtime
+    from .config import RuntimeConfig
     from .stills import write_style_sheet
 
-    written = write_style_sheet(photo, output, resolve_runtime(device, precision), tile)
+    runtime = RuntimeConfig(**given(device=device, precision=precision)).resolve()
+    written = write_style_sheet(photo, output, runtime, tile)
     console.print(f"wrote {written}")
 
 

@@ -27,3 +27,7 @@ class DeviceError(StreamstyleError):
 
 class DisplayError(StreamstyleError):
     """There is no display to open a window on."""
+
+
+class ConfigError(StreamstyleError):
+    """A pipeline file or command-line setting has an unknown key or a wrong value."""

@@ -65,7 +65,8 @@ class Restreamer:
 
 
 class Reader:
-    """Reads an RTSP stream in a thread, reopening it when it ends, keeping (arrival time, pts in s, frame)."""
+    """Reads an RTSP stream in a thread, reopening it when it ends, keeping (arrival time, pts in s or None,
+    frame)."""
 
     def __init__(self, url: str, seconds: float):
         self.url, self.frames, self.deadline = url, [], time.monotonic() + seconds
@@ -77,8 +78,8 @@ class Reader:
             try:
                 with av.open(self.url, options=READER_OPTIONS, timeout=(5.0, 3.0)) as container:
                     for frame in container.decode(video=0):
-                        self.frames.append((time.monotonic(), float(frame.pts * frame.time_base),
-                                            frame.to_ndarray(format="rgb24")))  # fmt: skip
+                        pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
+                        self.frames.append((time.monotonic(), pts, frame.to_ndarray(format="rgb24")))
                         if time.monotonic() > self.deadline:
                             return
             except av.error.FFmpegError:

@@ -58,13 +58,13 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
         wait_until(lambda: shows(display, style8), 30, "the n key to switch to style 8")
 
         send_key(display, "c")
-        snapshot = wait_until(lambda: sorted(tmp_path.glob("*.png")), 15, "a snapshot")[0]
+        snapshot = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.png")), 15, "a snapshot")[0]
         assert difference(read_image(snapshot), style8) < 1.0
 
         send_key(display, "r")
         wait_until(lambda: list(tmp_path.glob(".*.partial.mp4")), 15, "the recording to start")
         send_key(display, "r")
-        recording = wait_until(lambda: sorted(tmp_path.glob("*.mp4")), 15, "the recording to be saved")[0]
+        recording = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.mp4")), 15, "the recording to be saved")[0]
         with av.open(str(recording)) as container:
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
         assert len(frames) >= 2
