@@ -292,10 +292,7 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
         "output": {"targets": targets}
         | given(keyframe_seconds=gop, stats_json=str(stats_json) if stats_json else None),
     }
-    config = pipeline_config(sections, "command line")
-    if config.kind != "stream":
-        config = dataclasses.replace(config, kind="stream")  # a file to files, but live: paced, several outputs
-    execute(config)
+    execute(pipeline_config(sections, "command line", kind="stream"))
 
 
 @cli.command()

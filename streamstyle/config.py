@@ -95,10 +95,12 @@ SECTIONS: dict[str, type] = {
     "encoder": EncoderSettings,
     "output": OutputConfig,
 }
-# What a live job starts from where the user says nothing: cheap smoothing, a steady bitrate, no lookahead.
-_LIVE_DEFAULTS = {
-    "temporal": {"mode": "ema", "smooth": 0.6},
-    "encoder": {"tune": "zerolatency", "bitrate": 2_000_000},
+# Where the user says nothing, live jobs get cheap smoothing, and a restream a steady bitrate with no lookahead.
+_LIVE_TEMPORAL = {"mode": "ema", "smooth": 0.6}
+_KIND_DEFAULTS = {
+    "file": {},
+    "window": {"temporal": _LIVE_TEMPORAL},
+    "stream": {"temporal": _LIVE_TEMPORAL, "encoder": {"tune": "zerolatency", "bitrate": 2_000_000}},
 }
 
 
@@ -186,9 +188,10 @@ def _section(name: str, values: dict, defaults: dict, origin: str) -> object:
         raise ConfigError(f"{origin}: [{name}] {error}") from None
 
 
-def pipeline_config(sections: dict[str, dict], origin: str) -> PipelineConfig:
+def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = None) -> PipelineConfig:
     """Check `sections` ({"source": {"input": ...}, ...}) and build the configuration; `origin` (a file name, or
-    "command line") starts every error message."""
+    "command line") starts every error message. The kind of job follows from source and targets unless given
+    (`stream` plays a file to files live, paced, to several outputs)."""
     for name, values in sections.items():
         if name not in SECTIONS:
             raise ConfigError(f"{origin}: unknown section [{name}]; allowed: {', '.join(SECTIONS)}")
@@ -198,15 +201,14 @@ def pipeline_config(sections: dict[str, dict], origin: str) -> PipelineConfig:
     output = _section("output", sections.get("output", {}), {}, origin)
     if not output.targets:
         raise ConfigError(f'{origin}: [output] needs targets, e.g. targets = ["out.mp4"]')
-    kind = job_kind(source, output.targets)
+    kind = kind or job_kind(source, output.targets)
     if kind == "window" and len(output.targets) > 1:
         raise ConfigError(f"{origin}: [output] the window cannot be combined with other targets (record with r)")
     if kind == "file" and len(output.targets) > 1:
         raise ConfigError(f"{origin}: [output] a file job writes one file; for several outputs stream it live")
     built = {"kind": kind, "source": source, "output": output}
     for name in ("style", "runtime", "size", "temporal", "encoder"):
-        defaults = _LIVE_DEFAULTS.get(name, {}) if kind != "file" else {}
-        built[name] = _section(name, sections.get(name, {}), defaults, origin)
+        built[name] = _section(name, sections.get(name, {}), _KIND_DEFAULTS[kind].get(name, {}), origin)
     return PipelineConfig(**built)
 
 
