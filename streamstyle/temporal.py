@@ -6,6 +6,8 @@ image is found in the second. Images are [H,W,C] arrays; masks [H,W] float32 in 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -42,19 +44,31 @@ def offline_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return dis_flow(first, second, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
+@lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """[H,W,2] float32 (x, y) of every pixel, read-only. Cached: every frame of a video has the same few sizes,
+    and building it took 5 ms of a 720p frame."""
+    grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+    grid.flags.writeable = False
+    return grid
+
+
+def flow_targets(flow: np.ndarray) -> np.ndarray:
+    """[H,W,2] (x, y) where each pixel's flow lands."""
+    return cv2.add(_pixel_grid(*flow.shape[:2]), flow)
+
+
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample `image` at each pixel's flow target: with flow from frame A to frame B and `image` aligned with
     B, the result is aligned with A."""
-    height, width = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, flow_targets(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     """A flow field resampled to another size, its vectors scaled with it."""
     scale = np.array([width / flow.shape[1], height / flow.shape[0]], np.float32)
-    return cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * scale
+    # Scaled while small: the same field (interpolation is linear), 3x faster at 720p.
+    return cv2.resize(flow * scale, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def consistency_mask(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
@@ -67,10 +81,22 @@ def consistency_mask(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
     return (error <= bound).astype(np.float32)
 
 
+def inside_frame_mask(flow: np.ndarray) -> np.ndarray:
+    """1 where a pixel's flow target lies inside the frame, 0 where it falls off the edge: content that has just
+    entered the picture (in a pan, a whole band along one side). `warp` gives such pixels the nearest border
+    pixel instead, which is other content than theirs, and the tests on the grey input cannot tell when both are
+    plain (a car's white side): blended in, that unrelated history trails into the picture with the motion."""
+    height, width = flow.shape[:2]
+    targets = flow_targets(flow)
+    target_x, target_y = targets[..., 0], targets[..., 1]
+    inside = (target_x >= 0) & (target_x <= width - 1) & (target_y >= 0) & (target_y <= height - 1)
+    return inside.astype(np.float32)
+
+
 def reliable_motion(first: np.ndarray, second: np.ndarray, flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
-    """Mask of pixels of `first` whose content is really found at their flow target in `second`: consistent
-    forward and backward, and with the warped content matching."""
-    mask = consistency_mask(flow, reverse)
+    """Mask of pixels of `first` whose content is really found at their flow target in `second`: inside the
+    frame, consistent forward and backward, and with the warped content matching."""
+    mask = consistency_mask(flow, reverse) * inside_frame_mask(flow)
     difference = np.abs(warp(second, flow).astype(np.float32) - first.astype(np.float32))
     mask[difference > _WARPED_CONTENT_TOLERANCE] = 0.0
     return mask
