@@ -116,10 +116,13 @@ def test_restream_publishes_every_frame_stylized_and_closes_cleanly(tmp_path, ph
     for _, _, image in steady[-5:]:
         assert difference(image, stylized) < 6
         assert difference(image, photo) > 20
-    # No loss in steady state: every input frame (one per 1/FPS s) went out, none dropped for a newer one.
-    steps = [b[1] - a[1] for a, b in itertools.pairwise(steady)]
-    assert all(0.5 / FPS < step < 1.5 / FPS for step in steps), steps
+    # No loss in steady state. The model kept up: nothing dropped for a newer frame, everything read went out.
     assert after["dropped"] == before["dropped"]
+    assert after["frames_out"] >= after["frames_in"] - 1
+    # And nothing lost on the way to the reader: 30 consecutive frames span 29 frame intervals of capture time
+    # (a lost frame adds one); single steps jitter with the input's arrival times.
+    span = steady[-1][1] - steady[0][1]
+    assert abs(span - 29 / FPS) < 0.5 / FPS, [b[1] - a[1] for a, b in itertools.pairwise(steady)]
     assert before["latency_ms_median"] is not None and before["latency_ms_median"] > 0
     # SIGTERM closed the recording properly: a complete, playable file, no temporary left.
     with av.open(str(recording)) as container:
