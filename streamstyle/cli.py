@@ -408,6 +408,52 @@ def _run_stream(config, _quiet: bool) -> None:
             f"{final.reconnects_in} input reconnects")  # fmt: skip
 
 
+@cli.command()
+@click.option("--sizes", default="360p,720p,1080p", show_default=True, help="Comma-separated: 360p, 720p, 1080p.")
+@click.option("--style", "-s", default="7", show_default=True, help="Style to run (decides the model).")
+@click.option("--frames", type=click.IntRange(4, 1000), default=24, show_default=True,
+              help="Frames of the sample clip per end-to-end run.")
+@click.option("--runs", type=click.IntRange(1, 20), default=2, show_default=True,
+              help="End-to-end runs per size (the median is reported).")
+@click.option("--temporal", type=click.Choice(["flow", "ema", "off"]), default="flow", show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=Path("bench.json"),
+              show_default=True, help="Where to write the results.")
+@runtime_options
+def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_path: Path, device: str | None,
+          precision: str | None) -> None:  # fmt: skip
+    """Measure model-only and end-to-end (decode, model, smoothing, encode) speed on the sample clip at 360p, 720p
+    and 1080p; print a table and write JSON."""
+    import json
+
+    from .bench import SIZES, run_bench
+    from .config import RuntimeConfig, StyleConfig
+
+    names = [name.strip() for name in sizes.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SIZES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown size {', '.join(unknown)}; use {', '.join(SIZES)}", param_hint="--sizes")
+    stylizer = StyleConfig(style=style).stylizer(RuntimeConfig(**given(device=device, precision=precision)))
+    table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}, "
+                        f"--temporal {temporal}")  # fmt: skip
+    for column in ("size", "model ms/frame", "model fps", "end-to-end fps", "end-to-end / model"):
+        table.add_column(column, justify="right")
+
+    def on_row(row) -> None:
+        console.print(f"{row.size}: model {row.model_ms:.0f} ms/frame, end to end {row.end_to_end_fps:.2f} fps")
+
+    rows = run_bench(stylizer, names, frames, runs, temporal=TemporalSettings(temporal), on_row=on_row)
+    for row in rows:
+        table.add_row(f"{row.size} ({row.width}x{row.height})", f"{row.model_ms:.1f}", f"{row.model_fps:.2f}",
+                      f"{row.end_to_end_fps:.2f}", f"{row.share_of_model:.2f}")  # fmt: skip
+    Console().print(table)
+    json_path.write_text(json.dumps({
+        "model": stylizer.model.name, "style": stylizer.style.label, "runtime": stylizer.runtime.describe(),
+        "temporal": temporal, "rows": [dataclasses.asdict(row) | {"end_to_end_over_model": round(row.share_of_model, 3)}
+                                       for row in rows],
+    }, indent=1))  # fmt: skip
+    console.print(f"wrote {json_path}")
+
+
 @cli.command("eval-temporal")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
