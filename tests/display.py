@@ -7,9 +7,9 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 
-import av
 import numpy as np
 import pytest
 
@@ -44,12 +44,22 @@ def virtual_display() -> Iterator[str]:
         server.wait(timeout=10)
 
 
+_GRAB = """
+import sys, av
+display, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+options = {"video_size": f"{width}x{height}", "draw_mouse": "0"}
+with av.open(f"{display}.0+0,0", format="x11grab", options=options) as grab:
+    sys.stdout.buffer.write(next(grab.decode(video=0)).to_ndarray(format="rgb24").tobytes())
+"""
+
+
 def screenshot(display: str, width: int, height: int) -> np.ndarray:
-    """The top-left width x height of the screen as RGB (there is no window manager: windows open at 0,0)."""
-    options = {"video_size": f"{width}x{height}", "draw_mouse": "0"}
-    with av.open(f"{display}.0+0,0", format="x11grab", options=options) as grab:
-        frame = next(grab.decode(video=0))
-        return frame.to_ndarray(format="rgb24")
+    """The top-left width x height of the screen as RGB (there is no window manager: windows open at 0,0).
+    Grabbed by FFmpeg's x11grab in a process of its own: its libxcb and the one OpenCV bundles clash in one
+    process (a segfault, seen in the full test run)."""
+    grab = subprocess.run([sys.executable, "-c", _GRAB, display, str(width), str(height)], capture_output=True,
+                          timeout=30, check=True)  # fmt: skip
+    return np.frombuffer(grab.stdout, np.uint8).reshape(height, width, 3)
 
 
 def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
