@@ -13,10 +13,15 @@ NormParams = tuple[torch.Tensor, torch.Tensor]
 def conditional_instance_norm(
     x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5
 ) -> torch.Tensor:
-    """Instance-normalise x [B,C,H,W] (biased variance) and apply a per-sample scale and shift [B,C]."""
-    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
-    scale = gamma[:, :, None, None] * torch.rsqrt(var + eps)
-    return torch.addcmul(beta[:, :, None, None] - mean * scale, x, scale)
+    """Instance-normalise x [B,C,H,W] (biased variance) and apply a per-sample scale and shift [B,C] (or [1,C]
+    for the whole batch). Group norm with one channel per group is instance norm, and PyTorch's CPU kernel for
+    it is 3-8x faster than var_mean on channels_last tensors (the norms took as long as the convolutions)."""
+    channels = x.shape[1]
+    if gamma.shape[0] == 1:
+        return F.group_norm(x, channels, gamma[0], beta[0], eps)
+    # One style per sample: each normalised on its own, so a batch gives exactly what single runs give.
+    samples = [F.group_norm(x[i : i + 1], channels, gamma[i], beta[i], eps) for i in range(x.shape[0])]
+    return torch.cat(samples)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
