@@ -17,6 +17,7 @@ class Runtime:
     device: torch.device
     dtype: torch.dtype  # compute precision inside the networks (autocast); I/O stays float32
     channels_last: bool
+    compiled: bool = False  # torch.compile the networks: a one-off wait per frame size, then faster frames
 
     @property
     def precision(self) -> str:
@@ -41,6 +42,10 @@ class Runtime:
         module = module.to(self.device).eval().requires_grad_(False)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
+        if self.compiled:
+            # Fuses the norms, activations and padding between the convolutions (1.6x for dumoulin26 at 640x360
+            # on 2 CPU cores), after about 30 s of compiling per frame size, cached on disk for later runs.
+            module = torch.compile(module)
         return module
 
     def layout(self, images: torch.Tensor) -> torch.Tensor:
@@ -48,10 +53,11 @@ class Runtime:
 
     def describe(self) -> str:
         layout = "channels_last" if self.channels_last else "NCHW"
-        return f"{self.device.type} {self.precision} {layout}"
+        return f"{self.device.type} {self.precision} {layout}" + (" compiled" if self.compiled else "")
 
 
-def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool | None = None) -> Runtime:
+def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
+                    compiled: bool = False) -> Runtime:  # fmt: skip
     """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16. 'auto' takes the first CUDA device when
     there is one, fp16 there and fp32 on CPUs: bf16 is faster only on CPUs with native bf16 and changes up to
     ~0.09 of a pixel's range, so on CPU it is opt-in. channels_last is lossless and faster on both (see
@@ -77,4 +83,4 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
         raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
     if channels_last is None:
         channels_last = True
-    return Runtime(chosen, PRECISIONS[precision], channels_last)
+    return Runtime(chosen, PRECISIONS[precision], channels_last, compiled)

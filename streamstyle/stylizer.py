@@ -229,12 +229,13 @@ class Stylizer:
         device: str = "auto",
         precision: str = "auto",
         channels_last: bool | None = None,
+        compiled: bool = False,
     ):
         self.style = parse_style(style)
         check_strength(strength)
         self.strength = strength
         self.preserve_color = preserve_color
-        self.runtime = resolve_runtime(device, precision, channels_last)
+        self.runtime = resolve_runtime(device, precision, channels_last, compiled)
         self.model = load_style_model(model or default_model_for(self.style), self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)

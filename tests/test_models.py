@@ -179,3 +179,13 @@ def test_converted_weights_are_cached_and_reused(tmp_path, monkeypatch):
     assert len(calls) == 1
     assert list((tmp_path / "weights").glob("multistyle26-*.safetensors"))
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_compiled_model_paints_what_the_eager_one_does(photos):
+    from streamstyle.stylizer import Stylizer
+
+    photo = photos["skimage_chelsea"][:96, :128]
+    eager = Stylizer("7", device="cpu")(photo)
+    compiled = Stylizer("7", device="cpu", compiled=True)
+    assert compiled.runtime.describe().endswith("compiled")
+    assert np.abs(compiled(photo).astype(np.int16) - eager).max() <= 2  # fused kernels round differently
