@@ -223,6 +223,8 @@ class WebcamWindow:
         runner.start()
         try:
             self._loop(runner)
+        except KeyboardInterrupt:
+            self.notify("interrupted: closing")  # Ctrl-C in the terminal quits like q does
         finally:
             self.chain.stop_event.set()
             self.source.stop_event.set()
