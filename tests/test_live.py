@@ -1,0 +1,118 @@
+"""Live building blocks on their own: what a camera or URL opens with, the newest-frame slot, the live writer's
+timestamps and its temporary name, and outputs other than RTSP (RTMP, HLS) fed by `streamstyle stream`."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from streamstyle.errors import InputError
+from streamstyle.live import LiveWriter, live_input, target_format
+from streamstyle.pipeline import NewestSlot
+from streamstyle.stages import Frame
+from streamstyle.video import EncoderSettings
+
+from .conftest import SAMPLES, wait_until
+from .media import video_timestamps
+
+BIKES = SAMPLES / "clips" / "bikes.mp4"
+
+
+def test_what_each_kind_of_live_input_opens_with(tmp_path):
+    camera = live_input("/dev/null", "v4l2", (1280, 720), 30)  # a device path that exists here: no camera can
+    assert (camera.format, camera.options) == ("v4l2", {"video_size": "1280x720", "framerate": "30"})
+    with pytest.raises(InputError, match="no camera at /dev/video9"):
+        live_input("9")
+    network = live_input("rtsp://127.0.0.1:8554/cam", timeout=(10.0, 2.0))
+    assert network.options == {"fflags": "nobuffer", "flags": "low_delay", "rtsp_transport": "tcp"}
+    assert network.timeout == (10.0, 2.0)
+    assert live_input(str(BIKES)).paced  # a file plays in real time, as a camera would deliver it
+    with pytest.raises(InputError, match="source not found"):
+        live_input(str(tmp_path / "nope.mp4"))
+    assert not live_input("testsrc2", "lavfi").paced  # lavfi paces itself (realtime filter) or not at all
+
+
+def test_targets_get_the_muxer_their_protocol_needs():
+    assert [target_format(t) for t in ("rtsp://h/x", "rtmp://h/app/key", "udp://127.0.0.1:5000", "out/live.m3u8",
+                                        "rec.mp4")] == ["rtsp", "flv", "mpegts", "hls", None]  # fmt: skip
+
+
+def test_newest_slot_keeps_only_the_newest_and_counts_the_rest():
+    slot = NewestSlot()
+    for item in range(5):
+        slot.put(item)
+    assert slot.get(timeout=1) == 4 and slot.dropped == 4
+    taker = threading.Thread(target=lambda: results.append(slot.get(timeout=5)))
+    results: list[int] = []
+    taker.start()
+    slot.put(7)
+    taker.join(timeout=5)
+    assert results == [7] and slot.dropped == 4
+
+
+def test_live_writer_keeps_capture_timing_and_renames_when_closed(tmp_path):
+    out = tmp_path / "live.mp4"
+    writer = LiveWriter(out, EncoderSettings(preset="ultrafast"), rate=25)
+    image = np.zeros((91, 121, 3), np.uint8)  # odd sizes: cropped to even for yuv420p
+    captured_ms = [1000, 1040, 1040, 1200, 1500]  # a late start, two frames in one ms, then frames dropped
+    for index, pts in enumerate(captured_ms):
+        writer.write(Frame(index, image, pts, 0, Fraction(1, 1000)))
+        assert not out.exists()  # only the temporary name until closed
+    writer.close()
+    times = [float(t) for t in video_timestamps(out)]
+    assert times == pytest.approx([0.0, 0.04, 0.041, 0.2, 0.5], abs=0.0015)
+    with av.open(str(out)) as container:
+        assert (container.streams.video[0].width, container.streams.video[0].height) == (120, 90)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.mp4"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stream_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streamstyle.cli", "stream", str(BIKES), *args, "--style", "7", "--max-size", "96",
+            "--temporal", "off"]  # fmt: skip
+
+
+def test_restream_to_an_rtmp_listener_and_an_hls_playlist(tmp_path):
+    port = free_port()
+    url = f"rtmp://127.0.0.1:{port}/live/styled"
+    received: list[np.ndarray] = []
+
+    def listen() -> None:  # an RTMP server in listen mode: what a streaming service's ingest does
+        options = {"listen": "1", "fflags": "nobuffer", "flags": "low_delay"}
+        try:
+            with av.open(url, format="flv", options=options, timeout=(30.0, 10.0)) as container:
+                for frame in container.decode(video=0):
+                    received.append(frame.to_ndarray(format="rgb24"))
+        except av.error.FFmpegError:
+            pass  # the publisher went away: the end of this test's stream
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    playlist = tmp_path / "hls" / "live.m3u8"
+    playlist.parent.mkdir()
+    app = subprocess.Popen(stream_command(url, "--out", str(playlist)), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(received) >= 25, 60, "25 frames at the RTMP listener")
+        wait_until(lambda: playlist.exists() and ".ts" in playlist.read_text(), 30, "an HLS segment")
+        app.send_signal(signal.SIGTERM)
+        _, errors = app.communicate(timeout=30)
+    finally:
+        app.kill()
+    assert app.returncode == 0, errors
+    assert received[-1].shape == (272, 640, 3)  # the input's size: the model ran at 96 px, the output did not
+    segment = playlist.parent / next(line for line in playlist.read_text().splitlines() if line.endswith(".ts"))
+    with av.open(str(segment)) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 0
