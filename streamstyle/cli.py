@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .errors import OutputError, StreamstyleError
+from .config import RuntimeConfig, StyleConfig
+from .errors import OutputError, StreamstyleError, StyleSpecError
+from .optimize import OPTIMIZE_MAX_SIZE, OptimizeSettings
 from .stages import SizeSettings, TemporalSettings
 from .stills import DEFAULT_MAX_SIZE
 
@@ -105,32 +108,89 @@ def style_options(command):
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @style_options
-@click.option(
-    "--max-size",
-    type=click.IntRange(min=0),
-    default=DEFAULT_MAX_SIZE,
-    show_default=True,
-    help="Shrink so the longer side is at most this many pixels (0: keep the input size).",
-)
+@click.option("--max-size", type=click.IntRange(min=0),
+              help=f"Shrink so the longer side is at most this many pixels (0: keep the input size; default "
+              f"{DEFAULT_MAX_SIZE}, or {OPTIMIZE_MAX_SIZE} with --method optimize).")  # fmt: skip
 @click.option("--format", "suffix", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Output type when OUTPUT is a folder.")  # fmt: skip
+@click.option("--method", type=click.Choice(["feedforward", "optimize"]), default="feedforward", show_default=True,
+              help="feedforward: a trained network, milliseconds. optimize: Gatys et al.'s optimisation of the picture "
+              "itself against VGG19 features, minutes, any paintings as --style.")  # fmt: skip
+@click.option("--steps", type=click.IntRange(min=1), default=OptimizeSettings.steps, show_default=True,
+              help="optimize: optimiser steps per scale.")  # fmt: skip
+@click.option("--scales", type=click.IntRange(1, 5), default=OptimizeSettings.scales, show_default=True,
+              help="optimize: coarse-to-fine levels, each twice the size of the one before.")  # fmt: skip
+@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True,
+              help="optimize: L-BFGS (fewer steps) or Adam.")  # fmt: skip
+@click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
+              help="optimize: start from the photo or from noise.")  # fmt: skip
+@click.option("--content-weight", type=click.FloatRange(min=0), default=OptimizeSettings.content_weight,
+              show_default=True, help="optimize: weight of the content loss (relu4_2).")  # fmt: skip
+@click.option("--style-weight", type=click.FloatRange(min=0), default=OptimizeSettings.style_weight,
+              show_default=True, help="optimize: weight of the Gram-matrix style loss (relu1_1..relu5_1).")  # fmt: skip
+@click.option("--tv-weight", type=click.FloatRange(min=0), default=OptimizeSettings.tv_weight, show_default=True,
+              help="optimize: weight of the total-variation (smoothness) loss.")  # fmt: skip
+@click.option("--save-every", type=click.IntRange(min=1),
+              help="optimize: also save the picture every N steps, beside OUTPUT (NAME.scaleS.stepN.png).")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int, suffix: str, quiet: bool) -> None:
+def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int | None, suffix: str, method: str,
+          steps: int, scales: int, optimizer: str, init: str, content_weight: float, style_weight: float,
+          tv_weight: float, save_every: int | None, quiet: bool) -> None:  # fmt: skip
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
     from .config import RuntimeConfig, StyleConfig
     from .stills import plan_outputs, stylize_images
 
     plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
-    stylizer = StyleConfig(**style).stylizer(RuntimeConfig(**runtime))
+    if method == "optimize":
+        settings = OptimizeSettings(steps, optimizer, content_weight, style_weight, tv_weight, init, scales)
+        paint = _optimizing_painter(StyleConfig(**style), RuntimeConfig(**runtime), settings, save_every, quiet)
+        max_size = OPTIMIZE_MAX_SIZE if max_size is None else max_size
+    else:
+        paint = StyleConfig(**style).stylizer(RuntimeConfig(**runtime))
+        max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
 
     def report(result) -> None:
         if not quiet:
             width, height = result.size
-            console.print(f"{result.output}  {width}x{height}  {result.seconds * 1000:.0f} ms")
+            console.print(f"{result.output}  {width}x{height}  {result.seconds:.1f} s")
 
-    stylize_images(source, output, stylizer, max_size or None, "." + suffix, report)
-    if not quiet:
-        console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
+    stylize_images(source, output, paint, max_size or None, "." + suffix, report)
+    if not quiet and method == "feedforward":
+        console.print(f"[dim]{paint.model.name}, {paint.style.label}, {paint.runtime.describe()}[/dim]")
+
+
+def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: OptimizeSettings,
+                        save_every: int | None, quiet: bool) -> Callable:  # fmt: skip
+    """paint(image, output_path) by optimisation, with a progress bar that shows the losses."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .images import read_image, write_image
+    from .optimize import optimize_image
+    from .styles import ImageStyle, parse_style
+    from .stylizer import load_vgg19
+
+    spec = parse_style(style.style)
+    if not isinstance(spec, ImageStyle):
+        raise StyleSpecError("--method optimize takes painting files as --style (a.jpg, or a.jpg:0.7,b.jpg:0.3)")
+    paintings = [(read_image(path), weight) for path, weight in zip(spec.paths, spec.weights, strict=True)]
+    vgg = load_vgg19(runtime.resolve())
+
+    def paint(image, output_path: Path):
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())  # fmt: skip
+        with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+            task = progress.add_task(output_path.name, total=settings.steps * settings.scales, loss="-")
+
+            def on_step(scale: int, step: int, losses, render) -> None:
+                progress.update(task, completed=scale * settings.steps + step, loss=str(losses),
+                                description=f"{output_path.name} scale {scale + 1}/{settings.scales}")  # fmt: skip
+                if save_every and step % save_every == 0:
+                    name = f"{output_path.stem}.scale{scale + 1}.step{step:04d}.png"
+                    write_image(render(), output_path.with_name(name))
+
+            return optimize_image(image, paintings, vgg, settings, style.preserve_color, on_step)
+
+    return paint
 
 
 def parse_bitrate(value: str | None) -> int | None:

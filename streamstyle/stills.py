@@ -55,12 +55,16 @@ def plan_outputs(source: Path, output: Path, suffix: str = ".png") -> list[tuple
 def stylize_images(
     source: str | Path,
     output: str | Path,
-    stylizer: Stylizer,
+    paint: Stylizer | Callable[[np.ndarray, Path], np.ndarray],
     max_size: int | None = DEFAULT_MAX_SIZE,
     suffix: str = ".png",
     on_done: Callable[[StillResult], None] | None = None,
 ) -> list[StillResult]:
-    """Stylize one image file, or every image in a folder, into `output` (a file or a folder)."""
+    """Stylize one image file, or every image in a folder, into `output` (a file or a folder): with a Stylizer,
+    or any paint(image, output_path) such as optimisation (which saves intermediate pictures beside the output)."""
+    if isinstance(paint, Stylizer):
+        stylizer = paint
+        paint = lambda image, _output: stylizer(image)  # noqa: E731
     pairs = plan_outputs(Path(source), Path(output), suffix)
     folders = {out.parent for _, out in pairs}
     for folder in folders:
@@ -73,7 +77,7 @@ def stylize_images(
     for input_path, output_path in pairs:
         start = time.perf_counter()
         image = fit_within(read_image(input_path), max_size)
-        write_image(stylizer(image), output_path)
+        write_image(paint(image, output_path), output_path)
         result = StillResult(input_path, output_path, (image.shape[1], image.shape[0]), time.perf_counter() - start)
         results.append(result)
         if on_done:

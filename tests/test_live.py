@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from fractions import Fraction
 
 import av
@@ -92,12 +93,14 @@ def test_restream_to_an_rtmp_listener_and_an_hls_playlist(tmp_path):
 
     def listen() -> None:  # an RTMP server in listen mode: what a streaming service's ingest does
         options = {"listen": "1", "fflags": "nobuffer", "flags": "low_delay"}
-        try:
-            with av.open(url, format="flv", options=options, timeout=(30.0, 10.0)) as container:
-                for frame in container.decode(video=0):
-                    received.append(frame.to_ndarray(format="rgb24"))
-        except av.error.FFmpegError:
-            pass  # the publisher went away: the end of this test's stream
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(received) < 25:
+            try:
+                with av.open(url, format="flv", options=options, timeout=(30.0, 10.0)) as container:
+                    for frame in container.decode(video=0):
+                        received.append(frame.to_ndarray(format="rgb24"))
+            except av.error.FFmpegError:
+                continue  # no publisher yet (a slow start), or it went away: listen again
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
@@ -105,7 +108,7 @@ def test_restream_to_an_rtmp_listener_and_an_hls_playlist(tmp_path):
     playlist.parent.mkdir()
     app = subprocess.Popen(stream_command(url, "--out", str(playlist)), stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: len(received) >= 25, 60, "25 frames at the RTMP listener")
+        wait_until(lambda: len(received) >= 25, 90, "25 frames at the RTMP listener")
         wait_until(lambda: playlist.exists() and ".ts" in playlist.read_text(), 30, "an HLS segment")
         app.send_signal(signal.SIGTERM)
         _, errors = app.communicate(timeout=30)
