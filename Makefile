@@ -49,6 +49,8 @@ docs: venv
 	$(BIN)/streamstyle styles --sheet samples/photos/skimage_coffee.png -o docs/styles_sheet.jpg --tile 200
 	$(BIN)/streamstyle file samples/clips/bikes.mp4 $(OUT)/bikes_starry.mp4 --style samples/paintings/vangogh_starry_night.jpg --max-size 480 --quiet
 	$(BIN)/python scripts/video_strip.py samples/clips/bikes.mp4 $(OUT)/bikes_starry.mp4 docs/bikes_strip.jpg --frames 40,48,56,64
+	$(BIN)/python -c "from streamstyle.images import read_image, write_image; write_image(read_image('samples/photos/skimage_astronaut.png'), 'docs/astronaut.jpg')"
+	$(BIN)/streamstyle image samples/photos/skimage_astronaut.png docs/astronaut_gatys.jpg --style samples/paintings/vangogh_starry_night.jpg --method optimize  # about 9 minutes on 2 cores
 
 clean:
 	rm -rf $(VENV) $(OUT)

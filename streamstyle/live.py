@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,14 @@ _TARGET_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "rtmps": "flv
                    "srt": "mpegts"}  # fmt: skip
 
 log = logging.getLogger("streamstyle")
+
+
+def median_and_p95(values: list[float]) -> tuple[float, float] | None:
+    """The figures live latency is reported with; None for no values."""
+    if not values:
+        return None
+    p95 = statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+    return statistics.median(values), p95
 
 
 def describe_error(error: BaseException) -> str:

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import queue
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import OutputError
-from .live import LiveSource, LiveWriter, Reconnect, is_url
+from .live import LiveSource, LiveWriter, Reconnect, is_url, median_and_p95
 from .pipeline import Chain, NewestSlot
 from .stages import Frame, SizeSettings, TemporalSettings, live_stages
 from .stylizer import Stylizer
@@ -31,13 +30,6 @@ from .video import EncoderSettings
 # With no new frame for this long, an output repeats its last one, at this rate.
 _HOLD_AFTER_SECONDS = 0.5
 _HOLD_RATE = 5.0
-
-
-def median_and_p95(values: list[float]) -> tuple[float, float] | None:
-    if not values:
-        return None
-    p95 = statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
-    return statistics.median(values), p95
 
 
 class Output:

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import DisplayError, InputError, OutputError
 from .images import IMAGE_SUFFIXES, write_image
-from .live import LiveSource, LiveWriter
+from .live import LiveSource, LiveWriter, median_and_p95
 from .models.dumoulin import NUM_STYLES
 from .pipeline import Chain, NewestSlot
 from .stages import Frame, SizeSettings, TemporalSettings, live_stages
@@ -144,10 +144,9 @@ class WebcamReport:
 
     def summary(self) -> str:
         line = f"shown {self.shown} frames in {self.seconds:.1f} s ({self.shown / max(self.seconds, 1e-9):.1f} fps)"
-        if self.latencies_ms:
-            median = statistics.median(self.latencies_ms)
-            p95 = statistics.quantiles(self.latencies_ms, n=20)[-1] if len(self.latencies_ms) > 1 else median
-            line += f"; latency capture to display: median {median:.0f} ms, p95 {p95:.0f} ms"
+        latency = median_and_p95(self.latencies_ms)
+        if latency:
+            line += f"; latency capture to display: median {latency[0]:.0f} ms, p95 {latency[1]:.0f} ms"
         return line + f"; dropped {self.dropped} stale frames; reconnects {self.reconnects}"
 
 
