@@ -79,13 +79,14 @@ class Output:
 
     def _run(self) -> None:
         last: Frame | None = None
-        last_sent = time.monotonic()
+        last_live = last_sent = time.monotonic()
         while not self._stop.is_set():
             try:
                 frame, repeated = self._slot.get(timeout=1 / _HOLD_RATE / 2), False
+                last_live = time.monotonic()
             except queue.Empty:
                 now = time.monotonic()
-                if last is None or now - last_sent < max(_HOLD_AFTER_SECONDS, 1 / _HOLD_RATE):
+                if last is None or now - last_live < _HOLD_AFTER_SECONDS or now - last_sent < 1 / _HOLD_RATE:
                     continue
                 # The input is away: the last picture again, stamped now.
                 frame, repeated = dataclasses.replace(last, pts=round((now - self.source.epoch) * 1000)), True

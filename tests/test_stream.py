@@ -142,8 +142,8 @@ def test_input_publisher_killed_and_back_the_output_goes_on(tmp_path):
         lost = time.monotonic()
         wait_until(lambda: "lost" in app.log, 15, "the input loss to be noticed")
         time.sleep(3)
-        # Meanwhile the output repeated the last picture: viewers keep a session and a picture.
-        assert len(reader.since(lost + 1)) >= 5
+        # Meanwhile the output repeated the last picture, 5 times a second: viewers keep a session and a picture.
+        assert len(reader.since(lost + 1)) >= 6
         frames_before = app.stats()["frames_in"]
         with Publisher(relay.publish_url("in"), clip=PHOTO, seconds=90, barcode=False, fps=FPS):
             stats = app.wait_for_stats(lambda s: s["reconnects_in"] >= 1 and s["frames_in"] > frames_before + 20,
