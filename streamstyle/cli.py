@@ -19,6 +19,7 @@ from .errors import OutputError, StreamstyleError, StyleSpecError
 from .optimize import OPTIMIZE_MAX_SIZE, OptimizeSettings
 from .stages import SizeSettings, TemporalSettings
 from .stills import DEFAULT_MAX_SIZE
+from .train import TrainSettings
 
 console = Console(stderr=True, highlight=False)
 
@@ -79,15 +80,14 @@ def style_options(command):
         click.option(
             "--style",
             "-s",
-            required=True,
-            help="Built-in style index (7), a blend (3:0.5,12:0.5), a painting file, "
+            help="Built-in style index (7, the default), a blend (3:0.5,12:0.5), a painting file, "
             "or a blend of paintings (a.jpg:0.7,b.jpg:0.3).",
         ),
         click.option(
             "--model",
-            type=click.Choice(["magenta", "dumoulin26"]),
             default=None,
-            help="Style network; default: dumoulin26 for built-in indices, magenta for painting files.",
+            help="Style network: magenta or dumoulin26 (default: dumoulin26 for built-in indices, magenta for "
+            "painting files), or a model file trained by `streamstyle train` (.pt; its style is built in).",
         ),
         click.option(
             "--strength",
@@ -159,11 +159,18 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
         console.print(f"[dim]{paint.model.name}, {paint.style.label}, {paint.runtime.describe()}[/dim]")
 
 
+def _loss_progress(**options):
+    """A progress bar with the current losses, for optimisation and training."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())  # fmt: skip
+    return Progress(*columns, console=console, **options)
+
+
 def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: OptimizeSettings,
                         save_every: int | None, quiet: bool) -> Callable:  # fmt: skip
     """paint(image, output_path) by optimisation, with a progress bar that shows the losses."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .images import read_image, write_image
     from .optimize import optimize_image
     from .styles import ImageStyle, parse_style
@@ -176,9 +183,7 @@ def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: Op
     vgg = load_vgg19(runtime.resolve())
 
     def paint(image, output_path: Path):
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())  # fmt: skip
-        with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+        with _loss_progress(disable=quiet, transient=True) as progress:
             task = progress.add_task(output_path.name, total=settings.steps * settings.scales, loss="-")
 
             def on_step(scale: int, step: int, losses, render) -> None:
@@ -519,6 +524,52 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
                                        for row in rows],
     }, indent=1))  # fmt: skip
     console.print(f"wrote {json_path}")
+
+
+@cli.command()
+@click.option("--style", "-s", "style_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The painting to learn.")
+@click.option("--content", type=click.Path(path_type=Path), required=True,
+              help="A folder of photos, or a video (frames spread over it), to learn on.")
+@click.option("--out", "output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The model file (.pt): a checkpoint that --resume continues.")
+@click.option("--steps", type=click.IntRange(min=1), default=TrainSettings.steps, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=TrainSettings.batch_size, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=32), default=TrainSettings.image_size, show_default=True,
+              help="Side of the square training crops.")
+@click.option("--lr", "learning_rate", type=click.FloatRange(min=0), default=TrainSettings.learning_rate,
+              show_default=True)
+@click.option("--content-weight", type=click.FloatRange(min=0), default=TrainSettings.content_weight, show_default=True)
+@click.option("--style-weight", type=click.FloatRange(min=0), default=TrainSettings.style_weight, show_default=True)
+@click.option("--tv-weight", type=click.FloatRange(min=0), default=TrainSettings.tv_weight, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=TrainSettings.checkpoint_every,
+              show_default=True, help="Save the model (and a sample picture) every N steps.")
+@click.option("--sample", type=click.Path(path_type=Path, dir_okay=False),
+              help="A photo to stylize at every checkpoint, saved beside the model (NAME.stepN.png).")
+@click.option("--resume", is_flag=True, help="Continue the training saved in --out.")
+@runtime_options
+def train(style_path: Path, content: Path, output: Path, steps: int, batch_size: int, image_size: int,
+          learning_rate: float, content_weight: float, style_weight: float, tv_weight: float, checkpoint_every: int,
+          sample: Path | None, resume: bool, device: str | None, precision: str | None,
+          compile_model: bool | None) -> None:  # fmt: skip
+    """Train a fixed-style network (Johnson et al.) for one painting, with VGG19 perceptual losses."""
+    from .images import fit_within, read_image
+    from .stylizer import load_vgg19
+    from .train import train as run_training
+
+    settings = TrainSettings(steps, batch_size, image_size, learning_rate, content_weight, style_weight, tv_weight,
+                             checkpoint_every)  # fmt: skip
+    if not style_path.is_file():
+        raise StyleSpecError(f"style image not found: {style_path}")
+    if not output.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {output.parent}")
+    runtime = RuntimeConfig(**given(device=device, precision=precision)).resolve()
+    picture = fit_within(read_image(sample), 512) if sample else None
+    with _loss_progress() as progress:
+        task = progress.add_task(f"training {output.name}", total=steps, loss="-")
+        run_training(style_path, content, output, load_vgg19(runtime), runtime, settings, resume, picture,
+                     lambda step, losses: progress.update(task, completed=step, loss=str(losses)))  # fmt: skip
+    console.print(f"wrote {output}")
 
 
 @cli.command("eval-temporal")

@@ -113,12 +113,16 @@ def optimize_image(
     return tensor_to_frames(result)[0]
 
 
-def _losses(image: torch.Tensor, content_features: dict, grams: dict, vgg: VGG19Features,
-            settings: OptimizeSettings) -> tuple[torch.Tensor, Losses]:  # fmt: skip
+def perceptual_losses(image: torch.Tensor, content_features: dict, grams: dict, vgg: VGG19Features,
+                      weights: tuple[float, float, float]) -> tuple[torch.Tensor, Losses]:  # fmt: skip
+    """Weighted (content, style, TV) losses of `image` [B,3,H,W] against the content's relu4_2 features and the
+    style's Gram matrices ([1,C,C], shared by the batch): the objective of optimisation and of training alike."""
+    content_weight, style_weight, tv_weight = weights
     features = vgg(image, STYLE_LAYERS + CONTENT_LAYERS)
-    content = sum(F.mse_loss(features[n], content_features[n]) for n in CONTENT_LAYERS) * settings.content_weight
-    style = sum(F.mse_loss(gram_matrix(features[n]), grams[n]) for n in STYLE_LAYERS) * settings.style_weight
-    tv = total_variation(image) * settings.tv_weight * image.shape[-1] * image.shape[-2]
+    content = sum(F.mse_loss(features[n], content_features[n]) for n in CONTENT_LAYERS) * content_weight
+    style = sum(F.mse_loss(gram_matrix(features[n]), grams[n].expand(image.shape[0], -1, -1))
+                for n in STYLE_LAYERS) * style_weight  # fmt: skip
+    tv = total_variation(image) * tv_weight * image.shape[-1] * image.shape[-2]
     return content + style + tv, Losses(content.item(), style.item(), tv.item())
 
 
@@ -126,12 +130,13 @@ def _optimize_scale(start: torch.Tensor, content_features: dict, grams: dict, vg
                     settings: OptimizeSettings, scale: int,
                     on_step: Callable | None) -> torch.Tensor:  # fmt: skip
     image = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)  # L-BFGS needs views
+    weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
     render = lambda: tensor_to_frames(image.detach().clamp(0, 1))[0]  # noqa: E731
     if settings.optimizer == "adam":
         optimizer = torch.optim.Adam([image], lr=settings.learning_rate)
         for step in range(settings.steps):
             optimizer.zero_grad()
-            loss, parts = _losses(image, content_features, grams, vgg, settings)
+            loss, parts = perceptual_losses(image, content_features, grams, vgg, weights)
             loss.backward()
             optimizer.step()
             with torch.no_grad():
@@ -148,7 +153,7 @@ def _optimize_scale(start: torch.Tensor, content_features: dict, grams: dict, vg
     def closure() -> torch.Tensor:
         nonlocal step
         optimizer.zero_grad()
-        loss, parts = _losses(image, content_features, grams, vgg, settings)
+        loss, parts = perceptual_losses(image, content_features, grams, vgg, weights)
         loss.backward()
         step += 1
         if on_step:

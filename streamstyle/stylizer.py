@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from . import weights
-from .errors import StyleSpecError
+from .errors import InputError, StyleSpecError
 from .images import frames_to_tensor, preserve_color, read_image, square_resize, tensor_to_frames
 from .models.dumoulin import NUM_STYLES, Dumoulin26
+from .models.johnson import TransformerNet
 from .models.layers import pad_to_multiple
 from .models.magenta import STYLE_IMAGE_SIZE, MagentaTransformer, StylePredictor
 from .models.vgg import VGG19Features
@@ -90,6 +91,9 @@ class StyleModel:
         """Whether strength < 1 is applied by mixing the output with the content (no style-space blend)."""
         return False
 
+    def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return self.network(content, condition)
+
     @torch.inference_mode()
     def stylize(
         self,
@@ -110,7 +114,7 @@ class StyleModel:
             condition = self.conditioning(styles, content, strength, reference)
             # Both nets downsample by 4: pad to a multiple of 4 and crop back.
             padded = self.runtime.layout(pad_to_multiple(content, 4))
-            output = self.network(padded, condition)[:, :, :height, :width].float()
+            output = self.run(padded, condition)[:, :, :height, :width].float()
         if self.blends_output() and strength < 1.0:
             output = torch.lerp(content, output, strength)
         if keep_colors:
@@ -192,14 +196,44 @@ class Dumoulin26Model(StyleModel):
         return torch.tensor([style.weights for style in styles], dtype=torch.float32, device=content.device)
 
 
+class TrainedModel(StyleModel):
+    """A TransformerNet trained by `streamstyle train`: its one style is in the weights, so --style is ignored;
+    strength < 1 mixes the output with the content."""
+
+    def __init__(self, runtime: Runtime, path: Path):
+        super().__init__(runtime)
+        from .train import load_checkpoint
+
+        self.name = str(path)  # what load_style_model takes back, for stylizers built later (webcam keys)
+        network = TransformerNet()
+        network.load_state_dict(load_checkpoint(path, runtime)["model"])
+        self.network = runtime.prepare(network)
+
+    def blends_output(self) -> bool:
+        return True
+
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> None:  # fmt: skip
+        return None
+
+    def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return self.network(content)
+
+
 STYLE_MODELS = {"magenta": MagentaModel, "dumoulin26": Dumoulin26Model}
 
 
 @functools.cache
 def load_style_model(name: str, runtime: Runtime) -> StyleModel:
-    """One loaded instance per model and runtime, shared by every Stylizer in the process."""
+    """One loaded instance per model and runtime, shared by every Stylizer in the process. A name ending in .pt
+    is a model file trained by `streamstyle train`."""
+    if name.endswith(".pt"):
+        if not Path(name).is_file():
+            raise InputError(f"model file not found: {name}")
+        return TrainedModel(runtime, Path(name))
     if name not in STYLE_MODELS:
-        raise StyleSpecError(f"unknown model {name!r}; available: {', '.join(STYLE_MODELS)}")
+        available = ", ".join(STYLE_MODELS)
+        raise StyleSpecError(f"unknown model {name!r}; use {available} or a .pt file from streamstyle train")
     return STYLE_MODELS[name](runtime)
 
 
