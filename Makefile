@@ -51,6 +51,8 @@ docs: venv
 	$(BIN)/python scripts/video_strip.py samples/clips/bikes.mp4 $(OUT)/bikes_starry.mp4 docs/bikes_strip.jpg --frames 40,48,56,64
 	$(BIN)/python -c "from streamstyle.images import read_image, write_image; write_image(read_image('samples/photos/skimage_astronaut.png'), 'docs/astronaut.jpg')"
 	$(BIN)/streamstyle image samples/photos/skimage_astronaut.png docs/astronaut_gatys.jpg --style samples/paintings/vangogh_starry_night.jpg --method optimize  # about 9 minutes on 2 cores
+	$(BIN)/streamstyle train --style samples/paintings/munch_the_scream.jpg --content samples/clips/bikes.mp4 --out $(OUT)/scream.pt --steps 300 --batch-size 2 --image-size 128 --checkpoint-every 100 --sample samples/photos/skimage_chelsea.png  # about 4 minutes
+	$(BIN)/python -c "import numpy as np; from streamstyle.images import read_image, write_image; s = [read_image(f'$(OUT)/scream.step{n:05d}.png') for n in (100, 200, 300)]; write_image(np.concatenate(sum([[x, np.full((x.shape[0], 4, 3), 255, np.uint8)] for x in s], [])[:-1], axis=1), 'docs/chelsea_trained_scream.jpg')"
 
 clean:
 	rm -rf $(VENV) $(OUT)
