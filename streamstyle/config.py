@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, StreamstyleError
-from .live import is_url
+from .live import is_file_target, is_url
 from .runtime import Runtime, resolve_runtime
 from .stages import SizeSettings, TemporalSettings
 from .stylizer import Stylizer
@@ -111,7 +111,7 @@ def job_kind(source: SourceConfig, targets: tuple[str, ...]) -> str:
         return "window"
     from_file = source.format is None and not is_url(source.input) and not source.input.isdigit() \
         and not source.input.startswith("/dev/")  # fmt: skip
-    if from_file and all(not is_url(t) and not t.endswith(".m3u8") for t in targets):
+    if from_file and all(is_file_target(t) for t in targets):
         return "file"
     return "stream"
 

@@ -33,6 +33,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"not a readable image: {path} ({error.__class__.__name__})") from None
 
 
+def partial_path(path: Path) -> Path:
+    """Where a file is written until complete: hidden beside its final name, then renamed into place, so nothing
+    half-written is ever left where the output should be."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
 def write_image(image: np.ndarray, path: str | os.PathLike, quality: int = 95) -> None:
     """Write [H,W,3] uint8 RGB; the format follows the suffix. Written under a temporary name, then renamed,
     so an interrupted run never leaves a truncated file at `path`."""
@@ -41,7 +47,7 @@ def write_image(image: np.ndarray, path: str | os.PathLike, quality: int = 95) -
         raise OutputError(
             f"unsupported output image type {path.suffix!r}; use one of {', '.join(sorted(IMAGE_SUFFIXES))}"
         )
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial = partial_path(path)
     try:
         Image.fromarray(image).save(partial, quality=quality)
         partial.replace(path)

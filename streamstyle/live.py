@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import av
 
 from .errors import InputError, OutputError
+from .images import partial_path
 from .stages import Frame
 from .video import EncoderSettings, encodable_picture, upright_rgb
 
@@ -211,6 +212,11 @@ def target_format(target: str) -> str | None:
     return _TARGET_FORMATS.get(urlsplit(target).scheme)
 
 
+def is_file_target(target: str) -> bool:
+    """A recording file, as opposed to a stream URL or an HLS playlist (which is written segment by segment)."""
+    return not is_url(target) and target_format(target) != "hls"
+
+
 _MUXER_OPTIONS = {
     "rtsp": {"rtsp_transport": "tcp"},
     "hls": {"hls_time": "2", "hls_list_size": "6", "hls_flags": "delete_segments+independent_segments"},
@@ -228,8 +234,7 @@ class LiveWriter:
         self.encoder = encoder
         self.rate = rate
         self.format = format or target_format(self.target)
-        self.to_file = not is_url(self.target) and self.format != "hls"
-        self.path = Path(self.target) if self.to_file else None
+        self.path = Path(self.target) if is_file_target(self.target) else None
         self.frames = 0
         self._container: av.container.OutputContainer | None = None
         self._stream = None
@@ -240,7 +245,7 @@ class LiveWriter:
     def _open_target(self) -> str:
         if self.path is None:
             return self.target
-        return str(self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}"))
+        return str(partial_path(self.path))
 
     def _open(self, height: int, width: int) -> None:
         try:

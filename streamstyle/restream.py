@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import OutputError
-from .live import LiveSource, LiveWriter, Reconnect, is_url, median_and_p95
+from .images import partial_path
+from .live import LiveSource, LiveWriter, Reconnect, is_file_target, is_url, median_and_p95
 from .pipeline import Chain, NewestSlot
 from .stages import Frame, SizeSettings, TemporalSettings, live_stages
 from .stylizer import Stylizer
@@ -106,7 +107,7 @@ class Output:
         except OutputError as error:
             self._writer.discard()
             self._writer = None
-            if self._writer_is_file():
+            if is_file_target(self.target):
                 self.failed = True
                 self.notify(f"{self.target}: {error}; this output stops, the others go on")
                 return
@@ -124,8 +125,6 @@ class Output:
         if not repeated:
             self.latencies_ms.append((time.monotonic() - self.source.capture_time(frame)) * 1000)
 
-    def _writer_is_file(self) -> bool:
-        return not is_url(self.target) and not self.target.endswith(".m3u8")
 
 
 @dataclass
@@ -220,6 +219,6 @@ class Restream:
 
 def write_stats_json(stats: StreamStats, path: Path) -> None:
     """Replace `path` whole, so a reader never sees half a file."""
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_path(path)
     partial.write_text(json.dumps(dataclasses.asdict(stats), indent=1))
     os.replace(partial, path)

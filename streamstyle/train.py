@@ -18,7 +18,15 @@ import numpy as np
 import torch
 
 from .errors import InputError, StyleSpecError
-from .images import IMAGE_SUFFIXES, fit_within, frames_to_tensor, read_image, tensor_to_frames, write_image
+from .images import (
+    IMAGE_SUFFIXES,
+    fit_within,
+    frames_to_tensor,
+    partial_path,
+    read_image,
+    tensor_to_frames,
+    write_image,
+)
 from .models.johnson import TransformerNet
 from .models.vgg import CONTENT_LAYERS, VGG19Features
 from .optimize import Losses, perceptual_losses, style_targets
@@ -146,7 +154,7 @@ def _paint(network: TransformerNet, image: np.ndarray, device: torch.device) -> 
 
 def _save(output: Path, network: TransformerNet, optimizer: torch.optim.Optimizer, step: int,
           settings: TrainSettings, style_path: Path) -> None:  # fmt: skip
-    partial = output.with_name(f".{output.name}.partial")
+    partial = partial_path(output)
     torch.save({"kind": CHECKPOINT_KIND, "model": network.state_dict(), "optimizer": optimizer.state_dict(),
                 "step": step, "settings": dataclasses.asdict(settings), "style": str(style_path)}, partial)  # fmt: skip
     partial.replace(output)  # a crash mid-save leaves the previous checkpoint whole

@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from .errors import InputError, OutputError
+from .images import partial_path
 from .pipeline import Chain
 from .runtime import Runtime
 from .stages import Frame, SizeSettings, TemporalSettings, motion_stage, smooth_stage, stylize_stage
@@ -185,7 +186,7 @@ class FileSink:
 
     def __init__(self, output: Path, source: av.container.InputContainer, encoder: EncoderSettings):
         self.output = output
-        self.partial = output.with_name(f".{output.stem}.partial{output.suffix}")
+        self.partial = partial_path(output)
         self.notes: list[str] = []
         self.frames = 0
         try:
