@@ -40,11 +40,11 @@ class Dumoulin26(nn.Module):
     def forward(self, content: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         """content: [B,3,H,W] RGB in [0,1], H and W multiples of 4; style_weights: [B,26] summing to 1."""
         norms = iter(self.norm_params(style_weights))
-        y = F.relu(conditional_instance_norm(self.conv1(content), *next(norms)))
-        y = F.relu(conditional_instance_norm(self.conv2(y), *next(norms)))
-        y = F.relu(conditional_instance_norm(self.conv3(y), *next(norms)))
+        y = F.relu_(conditional_instance_norm(self.conv1(content), *next(norms)))
+        y = F.relu_(conditional_instance_norm(self.conv2(y), *next(norms)))
+        y = F.relu_(conditional_instance_norm(self.conv3(y), *next(norms)))
         for block in self.residuals:
             y = block(y, next(norms), next(norms))
-        y = F.relu(conditional_instance_norm(self.upsample1(y), *next(norms)))
-        y = F.relu(conditional_instance_norm(self.upsample2(y), *next(norms)))
+        y = F.relu_(conditional_instance_norm(self.upsample1(y), *next(norms)))
+        y = F.relu_(conditional_instance_norm(self.upsample2(y), *next(norms)))
         return torch.sigmoid(conditional_instance_norm(self.output(y), *next(norms)))

@@ -17,6 +17,11 @@ def conditional_instance_norm(
     for the whole batch). Group norm with one channel per group is instance norm, and PyTorch's CPU kernel for
     it is 3-8x faster than var_mean on channels_last tensors (the norms took as long as the convolutions)."""
     channels = x.shape[1]
+    if channels < 8 and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
+        # Below 8 channels the CPU kernel is the other way round: 11x slower on channels_last than on NCHW (6.8
+        # against 0.6 ms with the round trip, for 3 channels at 640x360).
+        x = conditional_instance_norm(x.contiguous(), gamma, beta, eps)
+        return x.contiguous(memory_format=torch.channels_last)
     if gamma.shape[0] == 1:
         return F.group_norm(x, channels, gamma[0], beta[0], eps)
     # One style per sample: each normalised on its own, so a batch gives exactly what single runs give.
@@ -75,5 +80,5 @@ class ResidualBlock(nn.Module):
         self.conv2 = ConvLayer(channels, channels, 3, bias=bias)
 
     def forward(self, x: torch.Tensor, norm1: NormParams, norm2: NormParams) -> torch.Tensor:
-        y = F.relu(conditional_instance_norm(self.conv1(x), *norm1))
+        y = F.relu_(conditional_instance_norm(self.conv1(x), *norm1))
         return x + conditional_instance_norm(self.conv2(y), *norm2)

@@ -72,6 +72,6 @@ class MagentaTransformer(nn.Module):
         y = F.relu(self.conv3(y))
         for block in self.residuals:
             y = block(y, next(norms), next(norms))
-        y = F.relu(conditional_instance_norm(self.upsample1(y), *next(norms)))
-        y = F.relu(conditional_instance_norm(self.upsample2(y), *next(norms)))
+        y = F.relu_(conditional_instance_norm(self.upsample1(y), *next(norms)))
+        y = F.relu_(conditional_instance_norm(self.upsample2(y), *next(norms)))
         return torch.sigmoid(conditional_instance_norm(self.output(y), *next(norms)))
