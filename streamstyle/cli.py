@@ -542,6 +542,9 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
 @click.option("--content-weight", type=click.FloatRange(min=0), default=TrainSettings.content_weight, show_default=True)
 @click.option("--style-weight", type=click.FloatRange(min=0), default=TrainSettings.style_weight, show_default=True)
 @click.option("--tv-weight", type=click.FloatRange(min=0), default=TrainSettings.tv_weight, show_default=True)
+@click.option("--temporal-weight", type=click.FloatRange(min=0), default=TrainSettings.temporal_weight,
+              show_default=True, help="Weight of the temporal loss on pairs of neighbouring frames of a --content "
+              "video, for steadier video output (a batch then holds --batch-size pairs); 1e5-1e6 to be felt.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=TrainSettings.checkpoint_every,
               show_default=True, help="Save the model (and a sample picture) every N steps.")
 @click.option("--sample", type=click.Path(path_type=Path, dir_okay=False),
@@ -549,16 +552,16 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
 @click.option("--resume", is_flag=True, help="Continue the training saved in --out.")
 @runtime_options
 def train(style_path: Path, content: Path, output: Path, steps: int, batch_size: int, image_size: int,
-          learning_rate: float, content_weight: float, style_weight: float, tv_weight: float, checkpoint_every: int,
-          sample: Path | None, resume: bool, device: str | None, precision: str | None,
-          compile_model: bool | None) -> None:  # fmt: skip
+          learning_rate: float, content_weight: float, style_weight: float, tv_weight: float,
+          temporal_weight: float, checkpoint_every: int, sample: Path | None, resume: bool, device: str | None,
+          precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
     """Train a fixed-style network (Johnson et al.) for one painting, with VGG19 perceptual losses."""
     from .images import fit_within, read_image
     from .stylizer import load_vgg19
     from .train import train as run_training
 
     settings = TrainSettings(steps, batch_size, image_size, learning_rate, content_weight, style_weight, tv_weight,
-                             checkpoint_every)  # fmt: skip
+                             checkpoint_every, temporal_weight=temporal_weight)  # fmt: skip
     if not style_path.is_file():
         raise StyleSpecError(f"style image not found: {style_path}")
     if not output.parent.is_dir():

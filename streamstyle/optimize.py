@@ -65,13 +65,15 @@ class Losses:
     content: float
     style: float
     tv: float
+    temporal: float = 0.0  # training on neighbouring video frames only
 
     @property
     def total(self) -> float:
-        return self.content + self.style + self.tv
+        return self.content + self.style + self.tv + self.temporal
 
     def __str__(self) -> str:
-        return f"{self.total:.3g} (content {self.content:.3g}, style {self.style:.3g}, tv {self.tv:.3g})"
+        temporal = f", temporal {self.temporal:.3g}" if self.temporal else ""
+        return f"{self.total:.3g} (content {self.content:.3g}, style {self.style:.3g}, tv {self.tv:.3g}{temporal})"
 
 
 def _scale_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:

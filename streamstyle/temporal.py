@@ -10,6 +10,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 # Forward-backward consistency thresholds of Sundaram et al. 2010, as used by Ruder et al. 2016 for video style.
 _CONSISTENCY_RELATIVE = 0.01
@@ -62,6 +64,18 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample `image` at each pixel's flow target: with flow from frame A to frame B and `image` aligned with
     B, the result is aligned with A."""
     return cv2.remap(image, flow_targets(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_tensor(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """`warp` for a batch of tensors, differentiable (for training): images [B,C,H,W] sampled bilinearly at each
+    pixel's flow target, flow [B,H,W,2] in pixels; the nearest border pixel where a target falls outside."""
+    height, width = flow.shape[1:3]
+    rows, columns = torch.meshgrid(torch.arange(height, device=flow.device), torch.arange(width, device=flow.device),
+                                   indexing="ij")  # fmt: skip
+    targets = flow + torch.stack((columns, rows), dim=-1)
+    # grid_sample wants targets on [-1, 1], the corner pixels' centres at the ends.
+    grid = targets * torch.tensor([2 / max(width - 1, 1), 2 / max(height - 1, 1)], device=flow.device) - 1
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Training a fixed-style network (Johnson et al. 2016): a TransformerNet learns to paint any photo in one style
 by minimising the same perceptual losses the optimisation uses (VGG19 content at relu4_2, Gram matrices at
-relu1_1 to relu5_1, total variation), over random crops of content images or video frames.
+relu1_1 to relu5_1, total variation), over random crops of content images or video frames. Optionally, for
+steadier video, a temporal loss (Ruder et al. 2016, Huang et al. 2017) on pairs of neighbouring frames: the
+stylized second frame should match the stylized first one carried along the motion between them.
 
 The checkpoint file is the model: network weights, optimiser state, the step reached and the settings, so a run
 stopped at any point resumes exactly where it was."""
@@ -12,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -31,9 +34,11 @@ from .models.johnson import TransformerNet
 from .models.vgg import CONTENT_LAYERS, VGG19Features
 from .optimize import Losses, perceptual_losses, style_targets
 from .runtime import Runtime
+from .temporal import dis_flow, inside_frame_mask, reliable_motion, to_grey, warp_tensor
 
 CHECKPOINT_KIND = "streamstyle-transformer-net"
-_VIDEO_FRAMES = 200  # at most this many frames are taken from a content video, evenly spread
+_LEAST_RELIABLE_SHARE = 0.25  # of a pair's pixels, for the pair to be trained on
+_VIDEO_FRAMES = 200  # at most this many frames (or pairs of frames) are taken from a content video, evenly spread
 
 
 @dataclass(frozen=True)
@@ -47,33 +52,77 @@ class TrainSettings:
     tv_weight: float = 1e-2
     checkpoint_every: int = 200
     seed: int = 0
+    temporal_weight: float = 0.0  # the loss on neighbouring video frames; 0: trained on single pictures only
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.image_size < 32:
             raise StyleSpecError("--steps and --batch-size must be at least 1, --image-size at least 32")
 
 
+class FramePair(NamedTuple):
+    """Neighbouring frames of a video and the motion between them: for every pixel of `second`, where its
+    content is in `first` (flow [H,W,2], pixels) and whether that is reliable (mask [H,W]: seen in both frames,
+    the flow consistent both ways)."""
+
+    first: np.ndarray
+    second: np.ndarray
+    flow: np.ndarray
+    mask: np.ndarray
+
+
 def content_pool(source: Path, image_size: int) -> list[np.ndarray]:
-    """Training content: every image of a folder, or frames of a video, each with its shorter side at least
-    `image_size` (so square crops fit) and its longer side no more than twice that."""
+    """Training content: every image of a folder, or frames spread over a video, each at the training size."""
     if source.is_dir():
         images = [read_image(p) for p in sorted(source.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     elif source.is_file():
-        from .evaluation import read_frames
-
-        frames = list(read_frames(source))
-        images = frames[:: max(1, len(frames) // _VIDEO_FRAMES)]
+        images = [first for first, in spread_frames(source, _VIDEO_FRAMES, run=1)]
     else:
         raise InputError(f"content not found: {source}")
     if not images:
         raise InputError(f"no images or frames in {source}")
-    pool = []
-    for image in images:
-        image = fit_within(image, image_size * 2)
-        if min(image.shape[:2]) < image_size:
-            image = _scaled(image, image_size / min(image.shape[:2]))
-        pool.append(image)
-    return pool
+    return [_training_size(image, image_size) for image in images]
+
+
+def frame_pairs(video: Path, image_size: int) -> list[FramePair]:
+    """Pairs of neighbouring frames spread over a video, at the training size, with the motion from the second
+    back to the first. Pairs whose second frame is mostly not found in the first (a cut, a flash, a failed flow)
+    are left out."""
+    if not video.is_file():
+        raise InputError(f"the temporal loss needs a video as --content (pairs of neighbouring frames): {video}")
+    pairs = []
+    for first, second in spread_frames(video, _VIDEO_FRAMES, run=2):
+        first, second = _training_size(first, image_size), _training_size(second, image_size)
+        grey_first, grey_second = to_grey(first), to_grey(second)
+        flow = dis_flow(grey_second, grey_first)
+        mask = reliable_motion(grey_second, grey_first, flow, dis_flow(grey_first, grey_second))
+        if mask.mean() >= _LEAST_RELIABLE_SHARE:
+            pairs.append(FramePair(first, second, flow, mask))
+    if not pairs:
+        raise InputError(f"no two neighbouring frames of {video} show the same scene")
+    return pairs
+
+
+def spread_frames(video: Path, count: int, run: int) -> list[list[np.ndarray]]:
+    """Up to `count` runs of `run` consecutive frames, evenly spread over a video: decoded in one pass that keeps
+    only those frames (a long video would not fit in memory)."""
+    from .evaluation import read_frames
+    from .video import open_video
+
+    with open_video(video) as container:
+        total = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+    starts = np.unique(np.linspace(0, max(total - run, 0), min(count, max(total - run + 1, 1))).round().astype(int))
+    wanted = {start + offset for start in starts for offset in range(run)}
+    frames = {index: frame for index, frame in enumerate(read_frames(video)) if index in wanted}
+    return [[frames[start + offset] for offset in range(run)] for start in starts
+            if all(start + offset in frames for offset in range(run))]  # fmt: skip
+
+
+def _training_size(image: np.ndarray, image_size: int) -> np.ndarray:
+    """Shorter side at least `image_size` (so square crops fit), longer side no more than twice that."""
+    image = fit_within(image, image_size * 2)
+    if min(image.shape[:2]) < image_size:
+        image = _scaled(image, image_size / min(image.shape[:2]))
+    return image
 
 
 def _scaled(image: np.ndarray, scale: float) -> np.ndarray:
@@ -81,14 +130,27 @@ def _scaled(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (math.ceil(width * scale), math.ceil(height * scale)), interpolation=cv2.INTER_CUBIC)
 
 
-def random_crops(pool: list[np.ndarray], count: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def random_crops(pool: list[tuple[np.ndarray, ...]], count: int, size: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """`count` square crops at random places of random entries of `pool`. An entry is a tuple of arrays of one
+    height and width (a picture; or two frames, their flow and mask), all cropped at the same place; the result
+    stacks the crops array by array."""
     crops = []
     for index in rng.integers(0, len(pool), count):
-        image = pool[index]
-        top = rng.integers(0, image.shape[0] - size + 1)
-        left = rng.integers(0, image.shape[1] - size + 1)
-        crops.append(image[top : top + size, left : left + size])
-    return np.stack(crops)
+        arrays = pool[index]
+        top = rng.integers(0, arrays[0].shape[0] - size + 1)
+        left = rng.integers(0, arrays[0].shape[1] - size + 1)
+        crops.append([array[top : top + size, left : left + size] for array in arrays])
+    return tuple(np.stack(arrays) for arrays in zip(*crops, strict=True))
+
+
+def temporal_loss(first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference (on 0..255, the VGG losses' range) between stylized second frames [B,3,H,W] and
+    the stylized first frames carried along the flow [B,H,W,2] from second to first, over the pixels `mask`
+    [B,H,W] marks reliable."""
+    carried = warp_tensor(first, flow)
+    squared = ((second - carried) * 255.0).square().sum(dim=1)
+    return (squared * mask).sum() / (mask.sum() * 3).clamp(min=1.0)
 
 
 def load_checkpoint(path: Path, runtime: Runtime) -> dict:
@@ -109,6 +171,7 @@ def train(style_path: Path, content: Path, output: Path, vgg: VGG19Features, run
     `sample` picture is given, its stylization beside the output (NAME.stepN.png) at each checkpoint."""
     settings = settings or TrainSettings()
     device = runtime.device
+    torch.manual_seed(settings.seed)  # the initial weights
     network = TransformerNet().to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     step = 0
@@ -117,18 +180,30 @@ def train(style_path: Path, content: Path, output: Path, vgg: VGG19Features, run
         network.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step = checkpoint["step"]
-    torch.manual_seed(settings.seed + step)
     rng = np.random.default_rng(settings.seed + step)
-    pool = content_pool(content, settings.image_size)
+    if settings.temporal_weight:
+        pool: list[tuple[np.ndarray, ...]] = frame_pairs(content, settings.image_size)
+    else:
+        pool = [(image,) for image in content_pool(content, settings.image_size)]
     painting = frames_to_tensor(fit_within(read_image(style_path), settings.image_size * 2)[None], device)
     grams = style_targets(vgg, [(painting, 1.0)])
     weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
     network.train()
     while step < settings.steps:
-        batch = frames_to_tensor(random_crops(pool, settings.batch_size, settings.image_size, rng), device)
+        crops = random_crops(pool, settings.batch_size, settings.image_size, rng)
+        pictures = np.concatenate(crops[:2])  # the pictures; or the first frames, then the second frames
+        batch = frames_to_tensor(pictures, device)
         with torch.no_grad():
             content_features = vgg(batch, CONTENT_LAYERS)
-        loss, losses = perceptual_losses(network(batch), content_features, grams, vgg, weights)
+        painted = network(batch)
+        loss, losses = perceptual_losses(painted, content_features, grams, vgg, weights)
+        if settings.temporal_weight:
+            first, second = painted.chunk(2)
+            flows, masks = crops[2], crops[3] * np.stack([inside_frame_mask(flow) for flow in crops[2]])
+            temporal = settings.temporal_weight * temporal_loss(
+                first, second, torch.from_numpy(flows).to(device), torch.from_numpy(masks).to(device))
+            loss = loss + temporal
+            losses.temporal = temporal.item()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

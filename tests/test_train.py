@@ -1,5 +1,6 @@
 """Training a fixed-style network on tiny data: the loss falls, checkpoints resume at the step they were saved,
-videos serve as content, and `streamstyle train` writes the model and its sample pictures."""
+videos serve as content, the temporal loss on neighbouring frames makes the network steadier, and `streamstyle
+train` writes the model and its sample pictures."""
 
 from __future__ import annotations
 
@@ -11,13 +12,26 @@ from click.testing import CliRunner
 
 from streamstyle.cli import cli
 from streamstyle.errors import InputError
+from streamstyle.evaluation import warping_error
+from streamstyle.images import fit_within, frames_to_tensor, read_image, tensor_to_frames
+from streamstyle.models.johnson import TransformerNet
 from streamstyle.stylizer import load_vgg19
-from streamstyle.train import TrainSettings, content_pool, load_checkpoint, train
+from streamstyle.temporal import warp
+from streamstyle.train import (
+    TrainSettings,
+    content_pool,
+    frame_pairs,
+    load_checkpoint,
+    spread_frames,
+    temporal_loss,
+    train,
+)
 
 from .conftest import SAMPLES
 
 PHOTOS = SAMPLES / "photos"
 SCREAM = SAMPLES / "paintings" / "munch_the_scream.jpg"
+BIKES = SAMPLES / "clips" / "bikes.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +65,62 @@ def test_checkpoint_resumes_at_the_step_it_was_saved(vgg, cpu, tmp_path):
 
 
 def test_video_frames_serve_as_content():
-    frames = content_pool(SAMPLES / "clips" / "bikes.mp4", 64)
-    assert 100 <= len(frames) <= 250 and min(frames[0].shape[:2]) >= 64
+    frames = content_pool(BIKES, 64)
+    assert 100 <= len(frames) <= 200 and min(frames[0].shape[:2]) >= 64
+    assert np.mean(np.abs(frames[0].astype(float) - frames[-1])) > 10  # spread over the clip, not its start
+
+
+def test_temporal_loss_is_zero_for_output_that_follows_the_motion_and_reaches_the_first_frame():
+    photo = torch.from_numpy(read_image(PHOTOS / "skimage_chelsea.png")[:96, :128]).permute(2, 0, 1)[None] / 255.0
+    first = photo[..., 3:].clone().requires_grad_(True)
+    second = photo[..., :-3]  # the picture moved 3 pixels to the right
+    flow = torch.zeros(1, 96, 125, 2)
+    flow[..., 0] = -3.0  # each pixel of the second frame was 3 pixels further left in the first
+    mask = torch.ones(1, 96, 125)
+    mask[..., :3] = 0.0  # content that entered from the left edge
+    assert temporal_loss(first, second, flow, mask).item() < 1e-6
+    loss = temporal_loss(first, second.flip(-1), flow, mask)
+    assert loss.item() > 100.0  # squared levels on 0..255
+    loss.backward()
+    assert first.grad.abs().sum() > 0
+
+
+def test_frame_pairs_carry_the_motion_from_the_second_frame_back_to_the_first():
+    pairs = frame_pairs(BIKES, 64)
+    assert 100 <= len(pairs) <= 200
+    aligned, unaligned = [], []
+    for first, second, flow, mask in pairs:
+        reliable = mask > 0.5
+        assert reliable.mean() > 0.3
+        aligned.append(np.abs(warp(first, flow).astype(float) - second)[reliable].mean())
+        unaligned.append(np.abs(first.astype(float) - second)[reliable].mean())
+    assert np.mean(aligned) < np.mean(unaligned) / 2, (np.mean(aligned), np.mean(unaligned))
+
+
+def test_temporal_loss_makes_the_trained_network_steadier_on_video_and_it_still_learns_the_painting(vgg, cpu,
+                                                                                                     tmp_path):
+    run = [fit_within(frame, 128)[:72, :128] for frame in spread_frames(BIKES, 1, run=12)[0]]
+    errors, styles = {}, {}
+    for weight in (0.0, 1e5):
+        model = tmp_path / f"bikes_{weight}.pt"
+        losses: list = []
+        settings = TrainSettings(steps=60, batch_size=1, image_size=96, temporal_weight=weight)
+        train(SCREAM, BIKES, model, vgg, cpu, settings, on_step=lambda step, loss, into=losses: into.append(loss))
+        assert (losses[0].temporal > 0) == (weight > 0)
+        styles[weight] = np.mean([loss.style for loss in losses[-10:]])
+        assert styles[weight] < np.mean([loss.style for loss in losses[:10]]) * 0.8
+        network = TransformerNet()
+        network.load_state_dict(load_checkpoint(model, cpu)["model"])
+        with torch.no_grad():
+            painted = tensor_to_frames(network.eval()(frames_to_tensor(np.stack(run), cpu.device)))
+        errors[weight] = warping_error(run, list(painted)).warping_error
+    assert errors[1e5] < errors[0.0] / 2, errors
+    assert styles[1e5] < styles[0.0] * 1.5, styles
+
+
+def test_the_temporal_loss_needs_a_video(vgg, cpu, tmp_path):
+    with pytest.raises(InputError, match="needs a video"):
+        train(SCREAM, PHOTOS, tmp_path / "m.pt", vgg, cpu, TrainSettings(steps=1, temporal_weight=1.0))
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(cpu, tmp_path):
