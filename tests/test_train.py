@@ -71,7 +71,7 @@ def test_video_frames_serve_as_content():
 
 
 def test_temporal_loss_is_zero_for_output_that_follows_the_motion_and_reaches_the_first_frame():
-    photo = torch.from_numpy(read_image(PHOTOS / "skimage_chelsea.png")[:96, :128]).permute(2, 0, 1)[None] / 255.0
+    photo = frames_to_tensor(read_image(PHOTOS / "skimage_chelsea.png")[None, :96, :128], torch.device("cpu"))
     first = photo[..., 3:].clone().requires_grad_(True)
     second = photo[..., :-3]  # the picture moved 3 pixels to the right
     flow = torch.zeros(1, 96, 125, 2)
