@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,12 @@ class ErrorReportingGroup(click.Group):
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("streamstyle: interrupted", err=True)
+            if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
+                # A second Ctrl-C cut the closing short: pipeline threads are still inside native code (the
+                # model, the codecs), and tearing the interpreter down under them aborts the process.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
             ctx.exit(130)
 
 

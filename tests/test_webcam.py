@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import av
 import numpy as np
@@ -127,3 +129,20 @@ def test_camera_that_disappears_is_retried_then_the_window_closes(display):
     assert any("lost (ended); retrying in 0.5 s" in line for line in lines), errors
     assert any("cannot open" in line and "retrying" in line for line in lines), errors
     assert lines[-1].startswith(f"streamstyle: error: {relay.read_url('cam')}: cannot open") and "gave up" in lines[-1]
+
+
+def test_ctrl_c_twice_closes_at_once_without_an_abort(display):
+    """A second Ctrl-C while the window closes (a terminal's process group can get two at once) stops the process
+    at once with status 130, not with a C++ abort from threads still inside the model and the flow."""
+    for _ in range(2):
+        app = webcam(display, "--source", CAMERA, "--source-format", "lavfi", "--style", "7", "--temporal", "flow")
+        try:
+            wait_until(lambda: screenshot(display, 64, 64).std() > 5, 90, "the window to show the feed")
+            app.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+            app.send_signal(signal.SIGINT)
+            _, errors = app.communicate(timeout=30)
+        finally:
+            app.kill()
+        assert app.returncode == 130, errors
+        assert "interrupted" in errors and "terminate called" not in errors
