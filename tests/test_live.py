@@ -1,5 +1,5 @@
 """Live building blocks on their own: what a camera or URL opens with, the newest-frame slot, the live writer's
-timestamps and its temporary name, and outputs other than RTSP (RTMP, HLS) fed by `streamstyle stream`."""
+timestamps and its temporary name, and outputs other than RTSP (RTMP, UDP, HLS) fed by `streamstyle stream`."""
 
 from __future__ import annotations
 
@@ -86,36 +86,45 @@ def stream_command(*args: str) -> list[str]:
             "--temporal", "off"]  # fmt: skip
 
 
-def test_restream_to_an_rtmp_listener_and_an_hls_playlist(tmp_path):
-    port = free_port()
-    url = f"rtmp://127.0.0.1:{port}/live/styled"
-    received: list[np.ndarray] = []
+def receive(url: str, demuxer: str, options: dict[str, str], received: list[np.ndarray]) -> None:
+    """Read frames from a network output as a player or an ingest server would, reopening until 25 have come."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(received) < 25:
+        try:
+            with av.open(url, format=demuxer, options=options, timeout=(30.0, 10.0)) as container:
+                for frame in container.decode(video=0):
+                    received.append(frame.to_ndarray(format="rgb24"))
+        except av.error.FFmpegError:
+            continue  # no publisher yet (a slow start), or it went away: listen again
 
-    def listen() -> None:  # an RTMP server in listen mode: what a streaming service's ingest does
-        options = {"listen": "1", "fflags": "nobuffer", "flags": "low_delay"}
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(received) < 25:
-            try:
-                with av.open(url, format="flv", options=options, timeout=(30.0, 10.0)) as container:
-                    for frame in container.decode(video=0):
-                        received.append(frame.to_ndarray(format="rgb24"))
-            except av.error.FFmpegError:
-                continue  # no publisher yet (a slow start), or it went away: listen again
 
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
+def test_restream_to_an_rtmp_listener_udp_and_an_hls_playlist(tmp_path):
+    rtmp = f"rtmp://127.0.0.1:{free_port()}/live/styled"
+    udp = f"udp://127.0.0.1:{free_port()}"
+    by_rtmp: list[np.ndarray] = []
+    by_udp: list[np.ndarray] = []
+    # An RTMP server in listen mode (what a streaming service's ingest does), and a player on the UDP port.
+    low_delay = {"fflags": "nobuffer", "flags": "low_delay"}
+    listeners = [threading.Thread(target=receive, args=(rtmp, "flv", {"listen": "1", **low_delay}, by_rtmp)),
+                 threading.Thread(target=receive, args=(udp, "mpegts", low_delay, by_udp))]  # fmt: skip
+    for listener in listeners:
+        listener.daemon = True
+        listener.start()
     playlist = tmp_path / "hls" / "live.m3u8"
     playlist.parent.mkdir()
-    app = subprocess.Popen(stream_command(url, "--out", str(playlist)), stderr=subprocess.PIPE, text=True)
+    app = subprocess.Popen(stream_command(rtmp, "--out", udp, "--out", str(playlist)), stderr=subprocess.PIPE,
+                           text=True)  # fmt: skip
     try:
-        wait_until(lambda: len(received) >= 25, 90, "25 frames at the RTMP listener")
+        wait_until(lambda: len(by_rtmp) >= 25, 90, "25 frames at the RTMP listener")
+        wait_until(lambda: len(by_udp) >= 25, 60, "25 frames from the UDP output")
         wait_until(lambda: playlist.exists() and ".ts" in playlist.read_text(), 30, "an HLS segment")
         app.send_signal(signal.SIGTERM)
         _, errors = app.communicate(timeout=30)
     finally:
         app.kill()
     assert app.returncode == 0, errors
-    assert received[-1].shape == (272, 640, 3)  # the input's size: the model ran at 96 px, the output did not
+    assert by_rtmp[-1].shape == by_udp[-1].shape == (272, 640, 3)  # the input's size; the model ran at 96 px
+    assert by_udp[-1].std() > 10  # a picture decoded whole, not a blank or grey concealment
     segment = playlist.parent / next(line for line in playlist.read_text().splitlines() if line.endswith(".ts"))
     with av.open(str(segment)) as container:
         assert sum(1 for _ in container.decode(video=0)) > 0
