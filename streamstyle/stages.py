@@ -17,7 +17,7 @@ from .errors import StyleSpecError
 from .images import frames_to_tensor, tensor_to_frames
 from .pipeline import Stage
 from .stylizer import Stylizer
-from .temporal import blend_with_history, dis_flow, is_scene_cut, reliable_motion, resize_flow, to_grey, warp
+from .temporal import blend_with_history, is_scene_cut, resize_flow, to_grey, tracked_motion, warp
 
 
 @dataclass
@@ -140,8 +140,6 @@ def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSe
 
 
 TEMPORAL_MODES = ("flow", "ema", "off")
-# Below this fraction of reliably tracked pixels, the history is dropped as after a cut.
-_MIN_TRACKED_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -173,13 +171,10 @@ def motion_stage(settings: TemporalSettings, enabled: Callable[[], bool] = _alwa
             return Motion(cut=True)
         if settings.mode != "flow":
             return Motion(cut=is_scene_cut(previous, current))
-        backward = dis_flow(current, previous)
-        if is_scene_cut(previous, current, backward):
+        tracked = tracked_motion(previous, current)
+        if tracked is None:
             return Motion(cut=True)
-        mask = reliable_motion(current, previous, backward, dis_flow(previous, current))
-        if mask.mean() < _MIN_TRACKED_FRACTION:
-            return Motion(cut=True)
-        return Motion(cut=False, flow=backward, mask=mask)
+        return Motion(cut=False, flow=tracked[0], mask=tracked[1])
 
     def stage(items: Iterator[object]) -> Iterator[object]:
         previous = None

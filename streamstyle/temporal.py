@@ -21,6 +21,8 @@ _CONSISTENCY_ABSOLUTE = 0.5
 _WARPED_CONTENT_TOLERANCE = 12.0
 # How far (0..255) history may pull a pixel away from its new stylization.
 _HISTORY_LIMIT = (48, 48, 48, 0)
+# Below this share of reliably tracked pixels, a frame does not follow from the one before (as after a cut).
+_LEAST_TRACKED_SHARE = 0.2
 # Mean absolute grey difference (0..255) between frames, after motion compensation fails, that marks a cut.
 _SCENE_CUT_DIFFERENCE = 40.0
 
@@ -114,6 +116,20 @@ def reliable_motion(first: np.ndarray, second: np.ndarray, flow: np.ndarray, rev
     difference = np.abs(warp(second, flow).astype(np.float32) - first.astype(np.float32))
     mask[difference > _WARPED_CONTENT_TOLERANCE] = 0.0
     return mask
+
+
+def tracked_motion(previous: np.ndarray, current: np.ndarray, least_tracked: float = _LEAST_TRACKED_SHARE
+                   ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """How grey frame `current` follows from `previous`: the flow from current back to previous and the mask of
+    current's pixels reliably found there. None where it does not follow: a scene cut, or fewer than
+    `least_tracked` of the pixels tracked (a flash, a failed flow)."""
+    backward = dis_flow(current, previous)
+    if is_scene_cut(previous, current, backward):
+        return None
+    mask = reliable_motion(current, previous, backward, dis_flow(previous, current))
+    if mask.mean() < least_tracked:
+        return None
+    return backward, mask
 
 
 def is_scene_cut(previous: np.ndarray, current: np.ndarray, flow: np.ndarray | None = None) -> bool:

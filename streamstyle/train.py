@@ -34,7 +34,7 @@ from .models.johnson import TransformerNet
 from .models.vgg import CONTENT_LAYERS, VGG19Features
 from .optimize import Losses, perceptual_losses, style_targets
 from .runtime import Runtime
-from .temporal import dis_flow, inside_frame_mask, reliable_motion, to_grey, warp_tensor
+from .temporal import inside_frame_mask, to_grey, tracked_motion, warp_tensor
 
 CHECKPOINT_KIND = "streamstyle-transformer-net"
 _LEAST_RELIABLE_SHARE = 0.25  # of a pair's pixels, for the pair to be trained on
@@ -85,18 +85,16 @@ def content_pool(source: Path, image_size: int) -> list[np.ndarray]:
 
 def frame_pairs(video: Path, image_size: int) -> list[FramePair]:
     """Pairs of neighbouring frames spread over a video, at the training size, with the motion from the second
-    back to the first. Pairs whose second frame is mostly not found in the first (a cut, a flash, a failed flow)
-    are left out."""
+    back to the first. Pairs where the second frame does not follow from the first (a cut, a flash, a failed
+    flow; stricter than smoothing: a quarter of the pixels must be tracked) are left out."""
     if not video.is_file():
         raise InputError(f"the temporal loss needs a video as --content (pairs of neighbouring frames): {video}")
     pairs = []
     for first, second in spread_frames(video, _VIDEO_FRAMES, run=2):
         first, second = _training_size(first, image_size), _training_size(second, image_size)
-        grey_first, grey_second = to_grey(first), to_grey(second)
-        flow = dis_flow(grey_second, grey_first)
-        mask = reliable_motion(grey_second, grey_first, flow, dis_flow(grey_first, grey_second))
-        if mask.mean() >= _LEAST_RELIABLE_SHARE:
-            pairs.append(FramePair(first, second, flow, mask))
+        tracked = tracked_motion(to_grey(first), to_grey(second), _LEAST_RELIABLE_SHARE)
+        if tracked is not None:
+            pairs.append(FramePair(first, second, *tracked))
     if not pairs:
         raise InputError(f"no two neighbouring frames of {video} show the same scene")
     return pairs
