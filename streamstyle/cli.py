@@ -573,6 +573,8 @@ def train(style_path: Path, content: Path, output: Path, steps: int, batch_size:
                              checkpoint_every, temporal_weight=temporal_weight)  # fmt: skip
     if not style_path.is_file():
         raise StyleSpecError(f"style image not found: {style_path}")
+    if compile_model:
+        raise StyleSpecError("--compile speeds up running a model, not training it; leave it out here")
     if not output.parent.is_dir():
         raise OutputError(f"output folder does not exist: {output.parent}")
     runtime = RuntimeConfig(**given(device=device, precision=precision)).resolve()

@@ -139,6 +139,12 @@ def test_train_command_writes_the_model_and_sample_pictures(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scream.pt", "scream.step00002.png", "scream.step00004.png"]
 
 
+def test_train_refuses_compile_rather_than_ignoring_it(tmp_path):
+    args = ["train", "--style", str(SCREAM), "--content", str(PHOTOS), "--out", str(tmp_path / "m.pt"), "--compile"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--compile" in result.output and list(tmp_path.iterdir()) == []
+
+
 def test_a_trained_model_runs_in_the_file_pipeline(tmp_path, cpu, vgg):
     model = tmp_path / "scream.pt"
     train(SCREAM, PHOTOS, model, vgg, cpu, TrainSettings(steps=2, batch_size=1, image_size=64))
