@@ -347,16 +347,19 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
               help="Seconds between keyframes (default 1): how long a new viewer waits for a picture.")
 @click.option("--read-timeout", type=click.FloatRange(0.5, 60),
               help="Seconds without a frame before the input counts as lost and is reconnected (default 5).")
+@click.option("--audio/--no-audio", default=None,
+              help="Carry the input's audio to every output, re-encoded as AAC and kept in step with the "
+                   "pictures (default: on, when the input has audio).")
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False),
               help="Keep this file updated (every second) with fps, drops, latency and reconnects.")
 def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, ...], source_format: str | None,
            style: dict, runtime: dict, max_size: int | None, output_size: str | None, temporal: str | None,
            smooth: float | None, codec: str | None, preset: str | None, bitrate: str | None, gop: float | None,
-           read_timeout: float | None, stats_json: Path | None) -> None:  # fmt: skip
+           read_timeout: float | None, audio: bool | None, stats_json: Path | None) -> None:  # fmt: skip
     """Restream SOURCE_URL stylized to OUTPUTS: read a live stream (rtsp:// over TCP, rtmp://, udp://, http://, or a
     file played in real time), publish to RTSP servers (ANNOUNCE/RECORD, as to MediaMTX), rtmp://, udp:// (MPEG-TS),
     HLS, and/or record to files. Reconnects when the input or an output drops; SIGINT/SIGTERM close cleanly.
-    While the input is away, outputs repeat the last picture."""
+    While the input is away, outputs repeat the last picture. The input's audio goes along (AAC)."""
     from .config import pipeline_config
 
     targets = [*outputs, *more_outputs]
@@ -370,7 +373,7 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
         "temporal": given(mode=temporal, smooth=smooth),
         "encoder": given(codec=codec, preset=preset, bitrate=parse_bitrate(bitrate)),
         "output": {"targets": targets}
-        | given(keyframe_seconds=gop, stats_json=str(stats_json) if stats_json else None),
+        | given(keyframe_seconds=gop, audio=audio, stats_json=str(stats_json) if stats_json else None),
     }
     execute(pipeline_config(sections, "command line", kind="stream"))
 
@@ -457,7 +460,7 @@ def _run_stream(config, _quiet: bool) -> None:
     targets = list(config.output.targets)
     encoder = beside_model(config.encoder, stylizer.runtime)
     restream = Restream(source, stylizer, targets, sizes, config.temporal, encoder, config.output.keyframe_seconds,
-                        notify=_notify)  # fmt: skip
+                        notify=_notify, audio=config.output.audio)  # fmt: skip
     stats_json = Path(config.output.stats_json) if config.output.stats_json else None
     stop = threading.Event()
 

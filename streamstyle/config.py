@@ -10,7 +10,7 @@ A pipeline file has the sections below; every key is optional except `source.inp
     [size]     max_size, scale, output_size
     [temporal] mode, smooth, flow_size
     [encoder]  codec, crf, preset, pix_fmt, threads, tune, bitrate, gop
-    [output]   targets, stats_json, keyframe_seconds, save_dir, overlay
+    [output]   targets, stats_json, keyframe_seconds, audio, save_dir, overlay
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class OutputConfig:
     targets: tuple[str, ...] = ()  # files, stream URLs (rtsp://, rtmp://, udp://, .m3u8), or "window"
     stats_json: str | None = None  # stream: keep this file updated with fps, drops, latency, reconnects
     keyframe_seconds: float = 1.0  # stream: seconds between keyframes
+    audio: bool = True  # stream: carry the source's audio to every output (as AAC)
     save_dir: str = "."  # window: snapshots and recordings go here
     overlay: bool = True  # window: show fps, latency and style over the picture
 

@@ -2,10 +2,13 @@
 writer that encodes live frames into a file or publishes them to a server.
 
 Live frames carry their capture time: Frame.pts is milliseconds on the source's capture clock (time base
-1/1000). Writers re-base it to start at zero, so frames dropped to keep up leave the timing of the rest true."""
+1/1000). Writers re-base it to start at zero, so frames dropped to keep up leave the timing of the rest true.
+A source's audio, when asked for, comes out beside the frames as AudioChunks on the same clock; it never passes
+through the model, so it is never dropped and reaches the writers ahead of the pictures it belongs with."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import statistics
@@ -18,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import av
+import numpy as np
 
 from .errors import InputError, OutputError
 from .images import partial_path
@@ -98,6 +102,40 @@ def live_input(spec: str, format: str | None = None, size: tuple[int, int] | Non
 
 
 @dataclass(frozen=True)
+class AudioChunk:
+    """Decoded source audio, read by every output's thread, so never changed: the samples as
+    av.AudioFrame.to_ndarray gives them, and the capture-clock time of the first sample in milliseconds."""
+
+    samples: np.ndarray
+    format: str
+    layout: str
+    rate: int
+    capture_ms: float
+
+    @property
+    def kind(self) -> tuple[str, str, int]:
+        return self.format, self.layout, self.rate
+
+    def frame(self, pts: int) -> av.AudioFrame:
+        """A new AudioFrame of these samples at `pts` in 1/rate units (each writer stamps its own)."""
+        frame = av.AudioFrame.from_ndarray(self.samples, format=self.format, layout=self.layout)
+        frame.sample_rate, frame.pts, frame.time_base = self.rate, pts, Fraction(1, self.rate)
+        return frame
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """What a writer's audio track is opened for: the source's sample rate, and mono or stereo."""
+
+    rate: int
+    layout: str
+
+
+# Source timestamps that jump this far from the capture clock (a restarted camera, a looped file) re-anchor it.
+_CLOCK_JUMP_MS = 1000.0
+
+
+@dataclass(frozen=True)
 class Reconnect:
     """How a lost source is retried: up to `attempts` failures in a row (None: for ever), waiting longer each
     time, from first_delay up to max_delay seconds."""
@@ -129,6 +167,9 @@ class LiveSource:
         self.reconnects = 0
         self.corrupt_packets = 0
         self.rate = 30.0  # the source's frame rate once open, where it says
+        # Set on_audio to receive the source's first audio track; audio_format says what it is, once open.
+        self.on_audio: Callable[[AudioChunk], None] | None = None
+        self.audio_format: AudioFormat | None = None
 
     def capture_time(self, frame: Frame) -> float:
         """The time.monotonic() at which the frame was captured."""
@@ -178,30 +219,75 @@ class LiveSource:
         rate = stream.average_rate or stream.guessed_rate
         if rate and 1 <= rate <= 240:
             self.rate = float(rate)
+        if self.on_audio and container.streams.audio:
+            audio = container.streams.audio[0].codec_context
+            # Stereo (or mono) whatever the source: what live services and players take, and every AAC encoder.
+            self.audio_format = AudioFormat(audio.sample_rate, "mono" if audio.channels == 1 else "stereo")
         return container
 
     def _frames(self, container: av.container.InputContainer) -> Iterator[Frame]:
-        stream = container.streams.video[0]
+        video = container.streams.video[0]
         # Slice threads only: frame threads hold frames back, one per thread, which is latency.
-        stream.thread_type = "SLICE"
+        video.thread_type = "SLICE"
+        audio = container.streams.audio[0] if self.on_audio and container.streams.audio else None
+        clock = SourceClock()
         pace_origin: float | None = None
-        for packet in container.demux(stream):
+        for packet in container.demux(video, audio) if audio else container.demux(video):
             try:
                 decoded = packet.decode()
             except av.error.InvalidDataError:
                 self.corrupt_packets += 1  # a damaged packet on the wire: skip it, the stream goes on
                 continue
             for frame in decoded:
+                source_ms = float(frame.pts * frame.time_base) * 1000 if frame.pts is not None else None
+                if packet.stream is audio:
+                    if source_ms is not None:
+                        for chunk in clock.audio(frame, source_ms):
+                            self.on_audio(chunk)
+                    continue
                 now = time.monotonic()
-                if self.input.paced and frame.pts is not None and frame.time_base:
-                    due = float(frame.pts * frame.time_base)
-                    pace_origin = now - due if pace_origin is None else pace_origin
-                    if self.stop_event.wait(max(0.0, pace_origin + due - now)):
+                if self.input.paced and source_ms is not None:
+                    pace_origin = now - source_ms / 1000 if pace_origin is None else pace_origin
+                    if self.stop_event.wait(max(0.0, pace_origin + source_ms / 1000 - now)):
                         return
                     now = time.monotonic()
+                capture_ms = (now - self.epoch) * 1000
+                if source_ms is not None:
+                    for chunk in clock.picture(capture_ms, source_ms):
+                        self.on_audio(chunk)
                 image = upright_rgb(frame)
-                yield Frame(self.frames, image, round((now - self.epoch) * 1000), 0, CAPTURE_TIME_BASE)
+                yield Frame(self.frames, image, round(capture_ms), 0, CAPTURE_TIME_BASE)
                 self.frames += 1
+
+
+class SourceClock:
+    """Puts one connection's audio on the capture clock. Pictures are stamped on arrival; audio follows the
+    source's own timestamps, anchored to the pictures, so the two stay in step however packets arrive: the anchor
+    is the least-delayed picture so far (capture time minus source time), re-set when the source's timestamps jump.
+    Audio decoded before the first picture waits for the anchor."""
+
+    def __init__(self, waiting_limit: int = 256) -> None:
+        self.offset_ms: float | None = None
+        self._waiting: collections.deque[tuple[av.AudioFrame, float]] = collections.deque(maxlen=waiting_limit)
+
+    def picture(self, capture_ms: float, source_ms: float) -> list[AudioChunk]:
+        """Take a picture's times into the anchor; returns the audio that waited for it."""
+        offset = capture_ms - source_ms
+        if self.offset_ms is None or offset < self.offset_ms or offset - self.offset_ms > _CLOCK_JUMP_MS:
+            self.offset_ms = offset
+        waiting = [self._chunk(frame, source_ms) for frame, source_ms in self._waiting]
+        self._waiting.clear()
+        return waiting
+
+    def audio(self, frame: av.AudioFrame, source_ms: float) -> list[AudioChunk]:
+        if self.offset_ms is None:
+            self._waiting.append((frame, source_ms))
+            return []
+        return [self._chunk(frame, source_ms)]
+
+    def _chunk(self, frame: av.AudioFrame, source_ms: float) -> AudioChunk:
+        return AudioChunk(frame.to_ndarray(), frame.format.name, frame.layout.name, frame.sample_rate,
+                          source_ms + self.offset_ms)  # fmt: skip
 
 
 def target_format(target: str) -> str | None:
@@ -227,17 +313,24 @@ _MUXER_OPTIONS = {
 class LiveWriter:
     """Encodes live frames into a file (written under a temporary name, renamed when closed) or publishes them
     to a URL. The encoder opens at the first frame, which gives the size; timestamps are capture times re-based
-    to zero. A publisher connects at the first frame too, so a missing server shows up as an OutputError there."""
+    to zero. A publisher connects at the first frame too, so a missing server shows up as an OutputError there.
+    With `audio`, an AAC track carries the AudioChunks given to write_audio, from the first frame's time on."""
 
-    def __init__(self, target: str | Path, encoder: EncoderSettings, rate: float = 30.0, format: str | None = None):
+    def __init__(self, target: str | Path, encoder: EncoderSettings, rate: float = 30.0, format: str | None = None,
+                 audio: AudioFormat | None = None) -> None:  # fmt: skip
         self.target = str(target)
         self.encoder = encoder
         self.rate = rate
         self.format = format or target_format(self.target)
         self.path = Path(self.target) if is_file_target(self.target) else None
+        self.audio = audio
         self.frames = 0
+        self.audio_skipped = 0  # chunks of another rate or layout than the track's (the source changed)
         self._container: av.container.OutputContainer | None = None
         self._stream = None
+        self._audio_stream = None
+        self._audio_kind: tuple[str, str, int] | None = None
+        self._next_audio_pts = 0
         self._first_pts: int | None = None
         self._last_pts = -1
 
@@ -262,6 +355,11 @@ class LiveWriter:
         stream.options = self.encoder.options()
         stream.codec_context.thread_count = self.encoder.threads
         stream.codec_context.color_range = 1  # limited, what players expect of video
+        if self.audio:
+            # AAC: every live muxer here (RTSP, FLV, MPEG-TS, HLS, MP4, MKV) takes it, whatever the source sent.
+            self._audio_stream = container.add_stream("aac", rate=self.audio.rate)
+            self._audio_stream.layout = self.audio.layout
+            self._audio_stream.time_base = Fraction(1, self.audio.rate)
         self._container, self._stream = container, stream
 
     def write(self, frame: Frame) -> None:
@@ -279,6 +377,23 @@ class LiveWriter:
         self._last_pts = pts
         self.frames += 1
 
+    def write_audio(self, chunk: AudioChunk) -> None:
+        """Encode source audio onto the pictures' timeline; audio from before the first picture is left out."""
+        if self._audio_stream is None or self._first_pts is None:
+            return
+        if self._audio_kind is None:
+            self._audio_kind = chunk.kind
+        if chunk.kind != self._audio_kind or chunk.rate != self.audio.rate:
+            self.audio_skipped += 1
+            return
+        pts = round((chunk.capture_ms - self._first_pts) * chunk.rate / 1000)
+        # Never back in time: a re-anchored clock may overlap the last chunk by a few samples.
+        frame = chunk.frame(max(pts, self._next_audio_pts))
+        if pts + frame.samples <= 0:
+            return
+        self._mux(self._audio_stream.encode(frame))
+        self._next_audio_pts = frame.pts + frame.samples
+
     def _mux(self, packets: list[av.Packet]) -> None:
         try:
             self._container.mux(packets)
@@ -291,6 +406,8 @@ class LiveWriter:
             return
         try:
             self._mux(self._stream.encode(None))
+            if self._audio_stream is not None:
+                self._mux(self._audio_stream.encode(None))
             self._container.close()
         finally:
             self._container = None

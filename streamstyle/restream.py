@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import OutputError
 from .images import partial_path
-from .live import LiveSource, LiveWriter, Reconnect, is_file_target, is_url, median_and_p95
+from .live import AudioChunk, LiveSource, LiveWriter, Reconnect, is_file_target, is_url, median_and_p95
 from .pipeline import Chain, NewestSlot
 from .stages import Frame, SizeSettings, TemporalSettings, live_stages
 from .stylizer import Stylizer
@@ -31,11 +31,14 @@ from .video import EncoderSettings
 # With no new frame for this long, an output repeats its last one, at this rate.
 _HOLD_AFTER_SECONDS = 0.5
 _HOLD_RATE = 5.0
+# Audio an output holds while it cannot write (connecting, or waiting for a picture): about 5 s of AAC frames.
+_AUDIO_BACKLOG = 256
 
 
 class Output:
     """One target, fed from a thread of its own through a NewestSlot, so a slow or reconnecting output never holds
-    up the model or the other outputs."""
+    up the model or the other outputs. Source audio waits in a short backlog and is written after each picture:
+    it arrives ahead of the pictures it belongs with, which the model holds back."""
 
     def __init__(self, target: str, encoder: EncoderSettings, gop_seconds: float, source: LiveSource,
                  reconnect: Reconnect, notify: Callable[[str], None]) -> None:  # fmt: skip
@@ -51,6 +54,7 @@ class Output:
         self.failed = False  # a file output that could not be written: it stays stopped
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
         self._slot = NewestSlot()
+        self._audio: collections.deque[AudioChunk] = collections.deque(maxlen=_AUDIO_BACKLOG)
         self._stop = threading.Event()
         self._writer: LiveWriter | None = None
         self._failures = 0
@@ -66,6 +70,9 @@ class Output:
 
     def send(self, frame: Frame) -> None:
         self._slot.put(frame)
+
+    def send_audio(self, chunk: AudioChunk) -> None:
+        self._audio.append(chunk)
 
     def close(self) -> None:
         """Stop, and finish the file or the stream properly (a recording is complete and playable)."""
@@ -101,9 +108,16 @@ class Output:
         if self._writer is None:
             # The keyframe interval in frames follows the source's rate, known by the first frame.
             gop = max(1, round(self.source.rate * self.gop_seconds))
-            self._writer = LiveWriter(self.target, dataclasses.replace(self.encoder, gop=gop), self.source.rate)
+            self._writer = LiveWriter(self.target, dataclasses.replace(self.encoder, gop=gop), self.source.rate,
+                                      audio=self.source.audio_format)  # fmt: skip
         try:
             self._writer.write(frame)
+            skipped = self._writer.audio_skipped
+            while self._audio:
+                self._writer.write_audio(self._audio.popleft())
+            if self._writer.audio_skipped and not skipped:
+                self.notify(f"{self.target}: the input's audio changed rate or channels; left out until this "
+                            "output reconnects")  # fmt: skip
         except OutputError as error:
             self._writer.discard()
             self._writer = None
@@ -120,7 +134,8 @@ class Output:
             if self._failures:
                 self.reconnects += 1
             self._failures = 0
-            self.notify(f"{self.target}: publishing" if is_url(self.target) else f"{self.target}: writing")
+            sound = f", with the input's audio ({self._writer.audio.layout})" if self._writer.audio else ""
+            self.notify(f"{self.target}: {'publishing' if is_url(self.target) else 'writing'}{sound}")
         self.frames += 1
         if not repeated:
             self.latencies_ms.append((time.monotonic() - self.source.capture_time(frame)) * 1000)
@@ -152,14 +167,18 @@ class StreamStats:
 
 class Restream:
     """source → model → [motion → smooth] → outputs, live: the model takes the newest frame, each output runs
-    on its own. `run` returns when the source ends (a file) or `stop` is set."""
+    on its own. With `audio`, the source's audio goes straight to every output, re-encoded as AAC. `run` returns
+    when the source ends (a file) or `stop` is set."""
 
     def __init__(self, source: LiveSource, stylizer: Stylizer, targets: list[str], sizes: SizeSettings,
                  temporal: TemporalSettings, encoder: EncoderSettings, gop_seconds: float = 1.0,
-                 reconnect: Reconnect | None = None, notify: Callable[[str], None] = print) -> None:  # fmt: skip
+                 reconnect: Reconnect | None = None, notify: Callable[[str], None] = print,
+                 audio: bool = True) -> None:  # fmt: skip
         self.source = source
         reconnect = reconnect or Reconnect(attempts=None)
         self.outputs = [Output(t, encoder, gop_seconds, source, reconnect, notify) for t in targets]
+        if audio:
+            source.on_audio = self._send_audio
         self.chain = Chain(source, live_stages(lambda: stylizer, sizes, temporal), self._sink, queue_size=1,
                            live=True)  # fmt: skip
         self._started = time.monotonic()
@@ -169,6 +188,10 @@ class Restream:
         for frame in items:
             for output in self.outputs:
                 output.send(frame)
+
+    def _send_audio(self, chunk: AudioChunk) -> None:
+        for output in self.outputs:
+            output.send_audio(chunk)
 
     def stats(self) -> StreamStats:
         now = time.monotonic()

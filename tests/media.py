@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -143,3 +144,55 @@ def live_model_output(image: np.ndarray, style: str, max_size: int) -> np.ndarra
     stage = stylize_stage(lambda: Stylizer(style, device="cpu"), 1, SizeSettings(max_size), "rgb24", [])
     (frame,) = stage(iter([Frame(0, image.copy(), 0, 0, Fraction(1, 1000))]))
     return frame.image
+
+
+def write_flash_clip(path: Path, seconds: int = 6, fps: int = 25, size: tuple[int, int] = (160, 120)) -> None:
+    """A clip for checking audio against pictures: dark frames with a flash (3 frames, left half bright) at the
+    start of every second, and silence with a 1 kHz beep (120 ms) starting with each flash. H.264 and AAC in MP4."""
+    rate = 48000
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
+        video.options = {"bf": "0"}
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        for index in range(seconds * fps):
+            image = np.full((size[1], size[0], 3), 40, np.uint8)
+            if index % fps < 3:
+                image[:, : size[0] // 2] = 220  # a half, not all: a style net's instance norms flatten any even tone
+            picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+            picture.pts, picture.time_base = index, Fraction(1, fps)
+            container.mux(video.encode(picture))
+        t = np.arange(seconds * rate) / rate
+        sound = np.where(t % 1 < 0.12, 0.5 * np.sin(2 * np.pi * 1000 * t), 0).astype(np.float32)
+        for start in range(0, len(sound), 1024):
+            chunk = av.AudioFrame.from_ndarray(sound[None, start : start + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, Fraction(1, rate)
+            container.mux(audio.encode(chunk))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+
+
+def flash_times(path: Path) -> list[float]:
+    """When each flash of a write_flash_clip (stylized or not) starts: seconds of its first frame."""
+    with av.open(str(path)) as container:
+        frames = [(float(f.pts * f.time_base), _left_over_right(f.to_ndarray(format="gray")))
+                  for f in container.decode(video=0)]  # fmt: skip
+    middle = (min(level for _, level in frames) + max(level for _, level in frames)) / 2
+    return [t for (_, before), (t, level) in itertools.pairwise(frames) if level > middle >= before]
+
+
+def _left_over_right(image: np.ndarray) -> float:
+    half = image.shape[1] // 2
+    return float(image[:, :half].mean()) - float(image[:, half:].mean())
+
+
+def beep_times(path: Path) -> list[float]:
+    """When each beep of a write_flash_clip starts: seconds of the first loud sample after a silence."""
+    with av.open(str(path)) as container:
+        chunks = list(container.decode(audio=0))
+    start = float(chunks[0].pts * chunks[0].time_base)
+    sound = np.abs(np.concatenate([chunk.to_ndarray()[0] for chunk in chunks]))
+    loud = np.flatnonzero(sound > 0.1)
+    onsets = loud[np.insert(np.diff(loud) > chunks[0].sample_rate // 2, 0, True)]
+    return [start + index / chunks[0].sample_rate for index in onsets]

@@ -1,5 +1,6 @@
 """Live building blocks on their own: what a camera or URL opens with, the newest-frame slot, the live writer's
-timestamps and its temporary name, and outputs other than RTSP (RTMP, UDP, HLS) fed by `streamstyle stream`."""
+timestamps and its temporary name, the clock that keeps live audio in step, outputs other than RTSP (RTMP, UDP,
+HLS) fed by `streamstyle stream`, and the source's audio carried through it."""
 
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ import numpy as np
 import pytest
 
 from streamstyle.errors import InputError
-from streamstyle.live import LiveWriter, live_input, target_format
+from streamstyle.live import LiveWriter, SourceClock, live_input, target_format
 from streamstyle.pipeline import NewestSlot
 from streamstyle.stages import Frame
 from streamstyle.video import EncoderSettings
 
 from .conftest import SAMPLES, wait_until
-from .media import video_timestamps
+from .media import beep_times, flash_times, video_timestamps, write_flash_clip
 
 BIKES = SAMPLES / "clips" / "bikes.mp4"
 
@@ -128,3 +129,57 @@ def test_restream_to_an_rtmp_listener_udp_and_an_hls_playlist(tmp_path):
     segment = playlist.parent / next(line for line in playlist.read_text().splitlines() if line.endswith(".ts"))
     with av.open(str(segment)) as container:
         assert sum(1 for _ in container.decode(video=0)) > 0
+
+
+def audio_frame(samples: int = 480) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, samples), np.float32), format="fltp", layout="mono")
+    frame.sample_rate = 48000
+    return frame
+
+
+def test_source_clock_anchors_audio_to_the_least_delayed_picture():
+    clock = SourceClock()
+    assert clock.audio(audio_frame(), source_ms=0.0) == []  # no picture yet: it waits
+    waited = clock.picture(capture_ms=5040.0, source_ms=20.0)  # this picture came 20 ms late, say
+    assert [chunk.capture_ms for chunk in waited] == [5020.0]
+    assert clock.audio(audio_frame(), 10.0)[0].capture_ms == 5030.0
+    clock.picture(capture_ms=5050.0, source_ms=40.0)  # on time: the anchor moves to it
+    assert clock.audio(audio_frame(), 50.0)[0].capture_ms == 5060.0
+    clock.picture(capture_ms=5100.0, source_ms=60.0)  # late again: the anchor stays
+    assert clock.audio(audio_frame(), 70.0)[0].capture_ms == 5080.0
+    clock.picture(capture_ms=9000.0, source_ms=0.0)  # the source's timestamps restarted: re-anchored
+    chunk = clock.audio(audio_frame(), 20.0)[0]
+    assert chunk.capture_ms == 9020.0
+    assert (chunk.format, chunk.layout, chunk.rate, chunk.samples.shape) == ("fltp", "mono", 48000, (1, 480))
+
+
+def test_restream_keeps_the_sources_audio_in_step_with_the_pictures(tmp_path):
+    clip = tmp_path / "flash.mp4"
+    write_flash_clip(clip)  # a flash and a beep at the start of every second, 6 s
+    outputs = [tmp_path / "out.mkv", tmp_path / "out.mp4"]
+    command = [sys.executable, "-m", "streamstyle.cli", "stream", str(clip), *map(str, outputs), "--style", "7",
+               "--max-size", "96", "--temporal", "flow"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for output in outputs:
+        with av.open(str(output)) as container:
+            assert [s.codec_context.name for s in container.streams] == ["h264", "aac"]
+            last = list(container.decode(audio=0))[-1]
+        # The sound lasts as long as the pictures (6 s from the first picture on).
+        assert float(last.pts * last.time_base) + last.samples / last.sample_rate == pytest.approx(
+            float(video_timestamps(output)[-1]) + 0.04, abs=0.1)
+        flashes, beeps = flash_times(output), beep_times(output)
+        assert len(flashes) >= 4, flashes  # the stylized pictures still show the flashes
+        for flash in flashes:
+            # In step to within one frame (40 ms): the model's delay does not reach the sound.
+            assert min(abs(flash - beep) for beep in beeps) < 0.045, (output.name, flashes, beeps)
+
+
+def test_restream_without_audio_writes_pictures_only(tmp_path):
+    output = tmp_path / "out.mkv"
+    command = [sys.executable, "-m", "streamstyle.cli", "stream", str(SAMPLES / "clips" / "bigbuckbunny_2s.mp4"),
+               str(output), "--style", "7", "--max-size", "96", "--temporal", "off", "--no-audio"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with av.open(str(output)) as container:
+        assert [s.type for s in container.streams] == ["video"]

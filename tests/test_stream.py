@@ -170,6 +170,27 @@ def test_output_server_gone_and_back_publishing_resumes(tmp_path):
     assert app.log.count("publishing") >= 2
 
 
+def test_restream_carries_the_inputs_audio_from_rtsp_to_rtsp(tmp_path):
+    with RtspRelay(paths=(), av_paths=("in", "out")) as relay, \
+            Publisher(relay.publish_url("in"), clip=PHOTO, seconds=90, barcode=False, fps=FPS, audio=True), \
+            Restreamer(tmp_path, relay.read_url("in"), relay.publish_url("out")) as app:  # fmt: skip
+        app.wait_for_stats(lambda s: s["frames_out"] >= 10, 60, "the first stylized frames")
+        with av.open(relay.read_url("out"), options=READER_OPTIONS, timeout=(5, 3)) as container:
+            # The relay's av path takes exactly H.264 then AAC: a publisher without the audio is refused.
+            assert [stream.codec_context.name for stream in container.streams] == ["h264", "aac"]
+            pictures, sound = [], []
+            for packet in container.demux():
+                for frame in packet.decode():
+                    (pictures if isinstance(frame, av.VideoFrame) else sound).append(frame)
+                if len(pictures) >= 4 * FPS:
+                    break
+        assert app.stop() == 0, app.log
+    # Four seconds of pictures came with about four seconds of the publisher's tone.
+    heard = sum(frame.samples for frame in sound) / sound[0].sample_rate
+    assert heard == pytest.approx(len(pictures) / FPS, abs=0.6)
+    assert max(abs(frame.to_ndarray()).max() for frame in sound) > 0.2  # the tone, not silence
+
+
 def test_missing_source_file_is_one_line_and_status_2(tmp_path):
     command = ["stream", str(tmp_path / "nope.mp4"), str(tmp_path / "out.mp4"), "--style", "7"]
     result = subprocess.run([sys.executable, "-m", "streamstyle.cli", *command], capture_output=True, text=True,
