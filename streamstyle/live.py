@@ -239,7 +239,8 @@ class LiveSource:
                 self.corrupt_packets += 1  # a damaged packet on the wire: skip it, the stream goes on
                 continue
             for frame in decoded:
-                source_ms = float(frame.pts * frame.time_base) * 1000 if frame.pts is not None else None
+                timed = frame.pts is not None and frame.time_base
+                source_ms = float(frame.pts * frame.time_base) * 1000 if timed else None
                 if packet.stream is audio:
                     if source_ms is not None:
                         for chunk in clock.audio(frame, source_ms):
