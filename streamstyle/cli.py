@@ -295,6 +295,12 @@ def live_source_options(command):
     return command
 
 
+audio_option = click.option(
+    "--audio/--no-audio", default=None,
+    help="Carry the source's audio into the outputs (and window recordings), re-encoded as AAC and kept in step "
+         "with the pictures (default: on, when the source has audio).")  # fmt: skip
+
+
 def _key_map_epilog() -> str:
     from .webcam import key_help
 
@@ -313,9 +319,11 @@ _LIVE_MAX_SIZE_HELP = "Run the model with the longer side at most this (default:
 @click.option("--save-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where snapshots (c) and recordings (r) go (default: the current folder).")
 @click.option("--no-overlay", is_flag=True, help="Start with the fps/latency/style overlay hidden (o shows it).")
+@audio_option
 def webcam(camera: str, source: str | None, source_format: str | None, camera_size: str | None,
            camera_fps: float | None, style: dict, runtime: dict, style_dir: Path | None, max_size: int | None,
-           temporal: str | None, smooth: float | None, save_dir: Path | None, no_overlay: bool) -> None:  # fmt: skip
+           temporal: str | None, smooth: float | None, save_dir: Path | None, no_overlay: bool,
+           audio: bool | None) -> None:  # fmt: skip
     """A live window with the stylized camera (or any video source), and keys to change the style."""
     from .config import WINDOW, pipeline_config
 
@@ -326,7 +334,7 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
         "size": given(max_size=max_size),
         "temporal": given(mode=temporal, smooth=smooth),
         "output": {"targets": [WINDOW]}
-        | given(save_dir=str(save_dir) if save_dir else None, overlay=False if no_overlay else None),
+        | given(save_dir=str(save_dir) if save_dir else None, overlay=False if no_overlay else None, audio=audio),
     }
     execute(pipeline_config(sections, "command line"))
 
@@ -347,9 +355,7 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
               help="Seconds between keyframes (default 1): how long a new viewer waits for a picture.")
 @click.option("--read-timeout", type=click.FloatRange(0.5, 60),
               help="Seconds without a frame before the input counts as lost and is reconnected (default 5).")
-@click.option("--audio/--no-audio", default=None,
-              help="Carry the input's audio to every output, re-encoded as AAC and kept in step with the "
-                   "pictures (default: on, when the input has audio).")
+@audio_option
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False),
               help="Keep this file updated (every second) with fps, drops, latency and reconnects.")
 def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, ...], source_format: str | None,
@@ -434,7 +440,7 @@ def _run_window(config, _quiet: bool) -> None:
     # A camera that disappears is retried a few times, then the window closes.
     window = WebcamWindow(
         LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, sizes, config.temporal,
-        save_dir, beside_model(config.encoder, deck.first.runtime), config.output.overlay,
+        save_dir, beside_model(config.encoder, deck.first.runtime), config.output.overlay, config.output.audio,
         notify=lambda line: console.print(line, markup=False, soft_wrap=True),
     )  # fmt: skip
     console.print(f"{live.label} → {deck.label}, model at {sizes.max_size} px, {deck.first.runtime.describe()}")

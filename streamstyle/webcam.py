@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import DisplayError, InputError, OutputError
 from .images import IMAGE_SUFFIXES, write_image
-from .live import LiveSource, LiveWriter, median_and_p95
+from .live import AudioChunk, LiveSource, LiveWriter, median_and_p95
 from .models.dumoulin import NUM_STYLES
 from .pipeline import Chain, NewestSlot
 from .stages import Frame, SizeSettings, TemporalSettings, live_stages
@@ -154,7 +154,7 @@ class WebcamWindow:
     """The live preview: runs the chain beside OpenCV's window loop and answers the keys."""
 
     def __init__(self, source: LiveSource, deck: StyleDeck, sizes: SizeSettings, temporal: TemporalSettings,
-                 save_dir: Path, encoder: EncoderSettings, overlay: bool = True,
+                 save_dir: Path, encoder: EncoderSettings, overlay: bool = True, audio: bool = True,
                  notify: Callable[[str], None] = print) -> None:  # fmt: skip
         self.source = source
         self.deck = deck
@@ -170,6 +170,10 @@ class WebcamWindow:
         self.report = WebcamReport()
         self._results = NewestSlot()
         self._recorder: LiveWriter | None = None
+        # The source's audio, for recordings: it comes ahead of the pictures, so a little is kept while idle.
+        self._audio: collections.deque[AudioChunk] = collections.deque(maxlen=256)
+        if audio:
+            source.on_audio = self._audio.append
         self._saved = 0
         self._shown_at: collections.deque[float] = collections.deque(maxlen=30)
         self._errors: list[BaseException] = []
@@ -185,12 +189,14 @@ class WebcamWindow:
         """Opens, feeds and closes the recording in the sink's thread, as the keys ask."""
         try:
             if self.recording and self._recorder is None:
-                self._recorder = LiveWriter(self._new_path(".mp4"), self.encoder)
+                self._recorder = LiveWriter(self._new_path(".mp4"), self.encoder, audio=self.source.audio_format)
                 self.notify(f"recording to {self._recorder.target}")
             elif not self.recording and self._recorder is not None:
                 self._stop_recording()
             if self._recorder is not None:
                 self._recorder.write(frame)
+                while self._audio:
+                    self._recorder.write_audio(self._audio.popleft())
         except OutputError as error:
             self.notify(f"recording stopped: {error}")
             if self._recorder is not None:

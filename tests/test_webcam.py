@@ -24,6 +24,8 @@ from .rtsp.server import Publisher, RtspRelay, relay_unavailable
 CHELSEA = SAMPLES / "photos" / "skimage_chelsea.png"  # 451x300: an odd width on purpose
 # The photo as a live camera: looped for ever, 10 frames a second, paced in real time by FFmpeg's realtime filter.
 CAMERA = f"movie={CHELSEA}:loop=0,setpts=N/(10*TB),realtime"
+# The same with a microphone: a 440 Hz tone, also in real time.
+CAMERA_AND_MICROPHONE = f"{CAMERA}[out0];sine=frequency=440:sample_rate=48000,arealtime[out1]"
 MAX_SIZE = 128
 
 
@@ -50,8 +52,9 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
     photo = read_image(CHELSEA)
     style7, style8 = live_model_output(photo, "7", MAX_SIZE), live_model_output(photo, "8", MAX_SIZE)
     assert difference(style7, photo) > 20 and difference(style8, style7) > 10  # the checks below can tell them apart
-    app = webcam(display, "--source", CAMERA, "--source-format", "lavfi", "--style", "7", "--max-size", str(MAX_SIZE),
-                 "--temporal", "off", "--no-overlay", "--save-dir", str(tmp_path))  # fmt: skip
+    app = webcam(display, "--source", CAMERA_AND_MICROPHONE, "--source-format", "lavfi", "--style", "7",
+                 "--max-size", str(MAX_SIZE), "--temporal", "off", "--no-overlay",
+                 "--save-dir", str(tmp_path))  # fmt: skip
     try:
         wait_until(lambda: shows(display, style7), 90, "the window to show style 7")
         assert difference(screenshot(display, *photo.shape[1::-1]), photo) > 20
@@ -65,11 +68,20 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
 
         send_key(display, "r")
         wait_until(lambda: list(tmp_path.glob(".*.partial.mp4")), 15, "the recording to start")
+        time.sleep(1)
         send_key(display, "r")
         recording = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.mp4")), 15, "the recording to be saved")[0]
         with av.open(str(recording)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-        assert len(frames) >= 2
+            pictures = list(container.decode(video=0))
+            frames = [f.to_ndarray(format="rgb24") for f in pictures]
+        with av.open(str(recording)) as container:
+            sound = list(container.decode(audio=0))
+        assert len(frames) >= 5
+        # The microphone was recorded too, from the first picture to the last (and the model's delay beyond it).
+        heard = sum(chunk.samples for chunk in sound) / 48000
+        seen = float((pictures[-1].pts - pictures[0].pts) * pictures[0].time_base)
+        assert seen - 0.05 < heard < seen + 0.3, (heard, seen)
+        assert max(np.abs(chunk.to_ndarray()).max() for chunk in sound) > 0.1
         assert frames[-1].shape == (300, 450, 3)  # x264 needs even sizes
         assert difference(frames[-1], style8[:, :450]) < 8  # the stylized frames, through the video encoder
 
