@@ -104,13 +104,20 @@ def live_input(spec: str, format: str | None = None, size: tuple[int, int] | Non
 @dataclass(frozen=True)
 class AudioChunk:
     """Decoded source audio, read by every output's thread, so never changed: the samples as
-    av.AudioFrame.to_ndarray gives them, and the capture-clock time of the first sample in milliseconds."""
+    av.AudioFrame.to_ndarray gives them (channels x length when planar, 1 x length*channels when packed), their
+    length per channel, and the capture-clock time of the first sample in milliseconds."""
 
     samples: np.ndarray
     format: str
     layout: str
     rate: int
     capture_ms: float
+    length: int
+
+    @classmethod
+    def of(cls, frame: av.AudioFrame, capture_ms: float) -> AudioChunk:
+        return cls(frame.to_ndarray(), frame.format.name, frame.layout.name, frame.sample_rate, capture_ms,
+                   frame.samples)  # fmt: skip
 
     @property
     def kind(self) -> tuple[str, str, int]:
@@ -121,6 +128,19 @@ class AudioChunk:
         frame = av.AudioFrame.from_ndarray(self.samples, format=self.format, layout=self.layout)
         frame.sample_rate, frame.pts, frame.time_base = self.rate, pts, Fraction(1, self.rate)
         return frame
+
+    def after(self, skip: int) -> AudioChunk:
+        """This chunk without its first `skip` samples."""
+        columns = skip * (self.samples.shape[1] // self.length)
+        return AudioChunk(self.samples[:, columns:], self.format, self.layout, self.rate,
+                          self.capture_ms + skip * 1000 / self.rate, self.length - skip)  # fmt: skip
+
+    def silence(self, length: int, capture_ms: float) -> AudioChunk:
+        """`length` samples of silence in this chunk's format (unsigned 8-bit rests at 128), at capture_ms."""
+        shape = (self.samples.shape[0], length * (self.samples.shape[1] // self.length))
+        rest = 128 if self.samples.dtype == np.uint8 else 0
+        return AudioChunk(np.full(shape, rest, self.samples.dtype), self.format, self.layout, self.rate, capture_ms,
+                          length)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -287,8 +307,7 @@ class SourceClock:
         return [self._chunk(frame, source_ms)]
 
     def _chunk(self, frame: av.AudioFrame, source_ms: float) -> AudioChunk:
-        return AudioChunk(frame.to_ndarray(), frame.format.name, frame.layout.name, frame.sample_rate,
-                          source_ms + self.offset_ms)  # fmt: skip
+        return AudioChunk.of(frame, source_ms + self.offset_ms)
 
 
 def target_format(target: str) -> str | None:
@@ -304,6 +323,12 @@ def is_file_target(target: str) -> bool:
     return not is_url(target) and target_format(target) != "hls"
 
 
+# Audio timestamps that wobble by less than this around an unbroken track are taken as unbroken: a relay that
+# stamps packets on arrival sends a burst of audio frames with one time. Beyond it the track follows them.
+_AUDIO_SLACK_MS = 150
+# With sound and pictures, the muxer holds packets of one until the other catches up: by default up to 10 s, a
+# frozen picture for viewers whenever the source's audio pauses. Half a second bounds that.
+_INTERLEAVING = {"max_interleave_delta": "500000"}
 _MUXER_OPTIONS = {
     "rtsp": {"rtsp_transport": "tcp"},
     "hls": {"hls_time": "2", "hls_list_size": "6", "hls_flags": "delete_segments+independent_segments"},
@@ -330,7 +355,7 @@ class LiveWriter:
         self._container: av.container.OutputContainer | None = None
         self._stream = None
         self._audio_stream = None
-        self._audio_kind: tuple[str, str, int] | None = None
+        self._last_audio: AudioChunk | None = None  # the kind of audio this track takes, and silence's template
         self._next_audio_pts = 0
         self._first_pts: int | None = None
         self._last_pts = -1
@@ -343,7 +368,8 @@ class LiveWriter:
 
     def _open(self, height: int, width: int) -> None:
         try:
-            container = av.open(self._open_target, "w", format=self.format, options=_MUXER_OPTIONS.get(self.format, {}))
+            options = _INTERLEAVING | _MUXER_OPTIONS.get(self.format, {})
+            container = av.open(self._open_target, "w", format=self.format, options=options)
         except (av.error.FFmpegError, OSError, ValueError) as error:
             raise OutputError(f"cannot write {self.target}: {describe_error(error)}") from None
         try:
@@ -379,21 +405,48 @@ class LiveWriter:
         self.frames += 1
 
     def write_audio(self, chunk: AudioChunk) -> None:
-        """Encode source audio onto the pictures' timeline; audio from before the first picture is left out."""
+        """Encode source audio onto the pictures' timeline, as one unbroken track: audio from before the first
+        picture is left out, and a gap (the source was away, or its sound began after the first picture) is
+        filled with silence."""
         if self._audio_stream is None or self._first_pts is None:
             return
-        if self._audio_kind is None:
-            self._audio_kind = chunk.kind
-        if chunk.kind != self._audio_kind or chunk.rate != self.audio.rate:
+        known = self._last_audio or chunk
+        if chunk.kind != known.kind or chunk.rate != self.audio.rate:
             self.audio_skipped += 1
             return
         pts = round((chunk.capture_ms - self._first_pts) * chunk.rate / 1000)
-        # Never back in time: a re-anchored clock may overlap the last chunk by a few samples.
-        frame = chunk.frame(max(pts, self._next_audio_pts))
-        if pts + frame.samples <= 0:
+        if self._last_audio is not None and abs(pts - self._next_audio_pts) <= _AUDIO_SLACK_MS * chunk.rate / 1000:
+            pts = self._next_audio_pts
+        # Beyond the slack, what overlaps audio already written (before the first picture, or across a re-anchored
+        # clock) is cut, not shifted: a shift would put the sound behind the pictures from then on.
+        overlap = self._next_audio_pts - pts
+        if overlap >= chunk.length:
             return
-        self._mux(self._audio_stream.encode(frame))
-        self._next_audio_pts = frame.pts + frame.samples
+        if overlap > 0:
+            chunk, pts = chunk.after(overlap), self._next_audio_pts
+        elif overlap < 0:
+            self._encode_audio(chunk.silence(-overlap, self._audio_ms(self._next_audio_pts, chunk.rate)))
+        self._encode_audio(chunk)
+
+    def fill_silence(self, until_ms: float) -> None:
+        """Silence up to `until_ms` on the capture clock, while the source sends none (it is away): players keep
+        their audio clock running, and the muxer need not hold the pictures back waiting for sound."""
+        if self._last_audio is None:
+            return
+        rate = self._last_audio.rate
+        missing = round((until_ms - self._first_pts) * rate / 1000) - self._next_audio_pts
+        if missing > 0:
+            self._encode_audio(self._last_audio.silence(missing, self._audio_ms(self._next_audio_pts, rate)))
+
+    def _audio_ms(self, pts: int, rate: int) -> float:
+        """The capture-clock time of audio sample `pts` of this output."""
+        return self._first_pts + pts * 1000 / rate
+
+    def _encode_audio(self, chunk: AudioChunk) -> None:
+        """Encode a chunk that starts where the track has got to."""
+        self._mux(self._audio_stream.encode(chunk.frame(self._next_audio_pts)))
+        self._next_audio_pts += chunk.length
+        self._last_audio = chunk
 
     def _mux(self, packets: list[av.Packet]) -> None:
         try:

@@ -115,6 +115,8 @@ class Output:
             skipped = self._writer.audio_skipped
             while self._audio:
                 self._writer.write_audio(self._audio.popleft())
+            if repeated:
+                self._writer.fill_silence(frame.pts)
             if self._writer.audio_skipped and not skipped:
                 self.notify(f"{self.target}: the input's audio changed rate or channels; left out until this "
                             "output reconnects")  # fmt: skip

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from streamstyle.errors import InputError
-from streamstyle.live import LiveWriter, SourceClock, live_input, target_format
+from streamstyle.live import AudioChunk, AudioFormat, LiveWriter, SourceClock, live_input, target_format
 from streamstyle.pipeline import NewestSlot
 from streamstyle.stages import Frame
 from streamstyle.video import EncoderSettings
@@ -151,6 +151,31 @@ def test_source_clock_anchors_audio_to_the_least_delayed_picture():
     chunk = clock.audio(audio_frame(), 20.0)[0]
     assert chunk.capture_ms == 9020.0
     assert (chunk.format, chunk.layout, chunk.rate, chunk.samples.shape) == ("fltp", "mono", 48000, (1, 480))
+
+
+def test_live_writer_keeps_one_unbroken_audio_track(tmp_path):
+    out = tmp_path / "live.mkv"
+    writer = LiveWriter(out, EncoderSettings(preset="ultrafast"), rate=25, audio=AudioFormat(8000, "mono"))
+    tone = np.full((1, 800), 0.5, np.float32)  # 100 ms chunks of a constant level, so the track can be read back
+
+    def chunk(capture_ms: float, level: float = 0.5) -> AudioChunk:
+        return AudioChunk(tone * level / 0.5, "fltp", "mono", 8000, capture_ms, 800)
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    writer.write(Frame(0, image, 1000, 0, Fraction(1, 1000)))
+    writer.write_audio(chunk(950))  # began 50 ms before the first picture: that part is cut
+    writer.write_audio(chunk(1080))  # 30 ms late, within the slack: taken as unbroken
+    writer.write_audio(chunk(1100))  # a burst with one time: still unbroken
+    writer.write_audio(chunk(1600, level=0.25))  # 350 ms beyond the track's end (1250 ms): silence, then this
+    writer.write(Frame(1, image, 2000, 0, Fraction(1, 1000)))
+    writer.fill_silence(2000)  # the source away: silence up to the picture
+    writer.close()
+    with av.open(str(out)) as container:
+        sound = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
+    levels = [float(np.median(np.abs(sound[i : i + 400]))) for i in range(0, 8000, 400)]  # 50 ms steps
+    # 50 + 100 + 100 ms of the first level, 350 ms of silence, 100 ms of the second, silence up to 1 s.
+    expected = [0.5] * 5 + [0.0] * 7 + [0.25] * 2 + [0.0] * 6
+    assert levels == pytest.approx(expected, abs=0.05)
 
 
 def test_restream_keeps_the_sources_audio_in_step_with_the_pictures(tmp_path):

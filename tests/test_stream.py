@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from streamstyle.images import read_image
@@ -132,9 +134,11 @@ def test_restream_publishes_every_frame_stylized_and_closes_cleanly(tmp_path, ph
 
 
 def test_input_publisher_killed_and_back_the_output_goes_on(tmp_path):
-    with RtspRelay(paths=("in", "out")) as relay, \
-            Restreamer(tmp_path, relay.read_url("in"), relay.publish_url("out")) as app:  # fmt: skip
-        first = Publisher(relay.publish_url("in"), clip=PHOTO, seconds=90, barcode=False, fps=FPS).start()
+    recording = tmp_path / "recording.mkv"
+    with RtspRelay(paths=(), av_paths=("in", "out")) as relay, \
+            Restreamer(tmp_path, relay.read_url("in"), relay.publish_url("out"), "--out", str(recording)) \
+            as app:  # fmt: skip
+        first = Publisher(relay.publish_url("in"), clip=PHOTO, seconds=90, barcode=False, fps=FPS, audio=True).start()
         app.wait_for_stats(lambda s: s["frames_out"] >= 10, 60, "the first stylized frames")
         reader = Reader(relay.read_url("out"), seconds=60)
         wait_until(lambda: len(reader.frames) >= 5, 30, "the output to be readable")
@@ -145,12 +149,20 @@ def test_input_publisher_killed_and_back_the_output_goes_on(tmp_path):
         # Meanwhile the output repeated the last picture, 5 times a second: viewers keep a session and a picture.
         assert len(reader.since(lost + 1)) >= 6
         frames_before = app.stats()["frames_in"]
-        with Publisher(relay.publish_url("in"), clip=PHOTO, seconds=90, barcode=False, fps=FPS):
+        with Publisher(relay.publish_url("in"), clip=PHOTO, seconds=90, barcode=False, fps=FPS, audio=True):
             stats = app.wait_for_stats(lambda s: s["reconnects_in"] >= 1 and s["frames_in"] > frames_before + 20,
                                        40, "the input to come back")  # fmt: skip
-        assert app.stop() == 0
+            assert app.stop() == 0
     assert "reconnected" in app.log
     assert stats["outputs"][0]["repeats"] > 0
+    # The sound track ran on without a gap: silence while the input was away (the muxer did not hold the repeated
+    # pictures back waiting for sound, or the reader above would have had none), and the tone again after.
+    with av.open(str(recording)) as container:
+        sound = [(float(chunk.pts * chunk.time_base), np.abs(chunk.to_ndarray()).max())
+                 for chunk in container.decode(audio=0)]  # fmt: skip
+    assert max(after[0] - before[0] for before, after in itertools.pairwise(sound)) < 0.1
+    loud = "".join("1" if level > 0.1 else "0" for _, level in sound)
+    assert re.fullmatch(r"0{,3}1+0{40,}1{40,}0{,3}", loud), loud  # AAC frames of 1024 samples: 47 a second
 
 
 def test_output_server_gone_and_back_publishing_resumes(tmp_path):
