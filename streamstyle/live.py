@@ -262,7 +262,7 @@ class LiveSource:
                 timed = frame.pts is not None and frame.time_base
                 source_ms = float(frame.pts * frame.time_base) * 1000 if timed else None
                 if packet.stream is audio:
-                    if source_ms is not None:
+                    if source_ms is not None and frame.samples:
                         for chunk in clock.audio(frame, source_ms):
                             self.on_audio(chunk)
                     continue
@@ -423,7 +423,7 @@ class LiveWriter:
         if overlap >= chunk.length:
             return
         if overlap > 0:
-            chunk, pts = chunk.after(overlap), self._next_audio_pts
+            chunk = chunk.after(overlap)
         elif overlap < 0:
             self._encode_audio(chunk.silence(-overlap, self._audio_ms(self._next_audio_pts, chunk.rate)))
         self._encode_audio(chunk)

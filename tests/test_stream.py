@@ -162,7 +162,7 @@ def test_input_publisher_killed_and_back_the_output_goes_on(tmp_path):
                  for chunk in container.decode(audio=0)]  # fmt: skip
     assert max(after[0] - before[0] for before, after in itertools.pairwise(sound)) < 0.1
     loud = "".join("1" if level > 0.1 else "0" for _, level in sound)
-    assert re.fullmatch(r"0{,3}1+0{40,}1{40,}0{,3}", loud), loud  # AAC frames of 1024 samples: 47 a second
+    assert re.fullmatch(r"0*1{20,}0{40,}1{40,}0*", loud), loud  # AAC frames of 1024 samples: 47 a second
 
 
 def test_output_server_gone_and_back_publishing_resumes(tmp_path):
