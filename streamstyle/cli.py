@@ -113,6 +113,12 @@ def style_options(command):
     return with_sections
 
 
+audio_option = click.option(
+    "--audio/--no-audio", default=None,
+    help="Keep the source's audio (default: on). Files keep every audio stream as it is; live outputs and window "
+         "recordings carry the first, as AAC in step with the pictures.")  # fmt: skip
+
+
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
@@ -248,6 +254,12 @@ def encoder_options(command):
     return command
 
 
+audio_option = click.option(
+    "--audio/--no-audio", default=None,
+    help="Keep the source's audio (default: on). Files keep every audio stream as it is; live outputs and window "
+         "recordings carry the first, as AAC in step with the pictures.")  # fmt: skip
+
+
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
@@ -261,9 +273,11 @@ def encoder_options(command):
 @click.option("--pix-fmt", help="Output pixel format (default yuv420p).")
 @temporal_options("flow", TemporalSettings().smooth)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@audio_option
 def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int | None, max_size: int | None,
          scale: float | None, output_size: str | None, codec: str | None, preset: str | None, crf: int | None,
-         pix_fmt: str | None, temporal: str | None, smooth: float | None, quiet: bool) -> None:  # fmt: skip
+         pix_fmt: str | None, temporal: str | None, smooth: float | None, quiet: bool,
+         audio: bool | None) -> None:  # fmt: skip
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
     from .config import pipeline_config
 
@@ -274,7 +288,7 @@ def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int
         "size": given(max_size=max_size, scale=scale, output_size=output_size),
         "encoder": given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
         "temporal": given(mode=temporal, smooth=smooth),
-        "output": {"targets": [str(output)]},
+        "output": {"targets": [str(output)]} | given(audio=audio),
     }
     execute(pipeline_config(sections, "command line"), quiet)
 
@@ -293,12 +307,6 @@ def live_source_options(command):
     for option in reversed(options):
         command = option(command)
     return command
-
-
-audio_option = click.option(
-    "--audio/--no-audio", default=None,
-    help="Carry the source's audio into the outputs (and window recordings), re-encoded as AAC and kept in step "
-         "with the pictures (default: on, when the source has audio).")  # fmt: skip
 
 
 def _key_map_epilog() -> str:
@@ -409,7 +417,7 @@ def _run_file(config, quiet: bool) -> None:
     stylizer = config.style.stylizer(config.runtime)
     with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
         report = stylize_file(source, output, stylizer, config.runtime.batch_size, config.size, config.encoder,
-                              config.temporal, on_progress)  # fmt: skip
+                              config.temporal, on_progress, config.output.audio)  # fmt: skip
     if not quiet:
         print_file_summary(console, report, stylizer)
 

@@ -72,7 +72,7 @@ class OutputConfig:
     targets: tuple[str, ...] = ()  # files, stream URLs (rtsp://, rtmp://, udp://, .m3u8), or "window"
     stats_json: str | None = None  # stream: keep this file updated with fps, drops, latency, reconnects
     keyframe_seconds: float = 1.0  # stream: seconds between keyframes
-    audio: bool = True  # stream and window recordings: carry the source's audio (as AAC)
+    audio: bool = True  # keep the source's audio: files every stream as it is, live jobs the first as AAC
     save_dir: str = "."  # window: snapshots and recordings go here
     overlay: bool = True  # window: show fps, latency and style over the picture
 

@@ -138,12 +138,13 @@ class FileSource:
     """Demuxes and decodes a file: video frames (every one, in order) and audio packets, in file order.
     A packet the decoder rejects is skipped and counted, not fatal."""
 
-    def __init__(self, container: av.container.InputContainer, reencode_audio: set[int], threads: int = 0):
+    def __init__(self, container: av.container.InputContainer, reencode_audio: set[int], threads: int = 0,
+                 audio: bool = True) -> None:  # fmt: skip
         self.container = container
         self.video = container.streams.video[0]
         self.video.thread_type = "AUTO"
         self.video.thread_count = threads
-        self.audio = list(container.streams.audio)
+        self.audio = list(container.streams.audio) if audio else []
         self.reencode_audio = reencode_audio
         self.corrupt_packets = 0
 
@@ -182,9 +183,11 @@ class FileSource:
 
 class FileSink:
     """Encodes frames and muxes them with the audio into a file written under a temporary name, renamed into
-    place only once complete. The video size is taken from the first frame (it is upright by then)."""
+    place only once complete. The video size is taken from the first frame (it is upright by then). Every audio
+    stream of the source goes along, unless `audio` is False."""
 
-    def __init__(self, output: Path, source: av.container.InputContainer, encoder: EncoderSettings):
+    def __init__(self, output: Path, source: av.container.InputContainer, encoder: EncoderSettings,
+                 audio: bool = True) -> None:  # fmt: skip
         self.output = output
         self.partial = partial_path(output)
         self.notes: list[str] = []
@@ -196,12 +199,12 @@ class FileSink:
             self.partial.unlink(missing_ok=True)
             raise OutputError(f"cannot write {output}: {getattr(error, 'strerror', None) or error}") from None
         try:
-            self._add_streams(source, encoder)
+            self._add_streams(source, encoder, audio)
         except BaseException:
             self.discard()
             raise
 
-    def _add_streams(self, source: av.container.InputContainer, encoder: EncoderSettings) -> None:
+    def _add_streams(self, source: av.container.InputContainer, encoder: EncoderSettings, audio: bool) -> None:
         in_video = source.streams.video[0]
         self.container.metadata.update(source.metadata)
         if encoder.codec not in self.container.supported_codecs:
@@ -228,7 +231,7 @@ class FileSink:
         self.video = video
         self.audio: dict[int, av.stream.Stream] = {}
         self.reencode: set[int] = set()
-        for stream in source.streams.audio:
+        for stream in source.streams.audio if audio else ():
             if stream.codec_context.name in self.container.supported_codecs:
                 self.audio[stream.index] = self.container.add_stream_from_template(stream)
             else:
@@ -329,18 +332,19 @@ def stylize_file(
     encoder: EncoderSettings | None = None,
     temporal: TemporalSettings | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
+    audio: bool = True,
 ) -> FileReport:
-    """Stylize a video file into `output`, keeping timestamps, audio and metadata. on_progress(frames_done,
-    frames_total_or_None) is called from this thread about 10 times a second. Temporal smoothing is flow-guided
-    by default."""
+    """Stylize a video file into `output`, keeping timestamps, audio (unless `audio` is False) and metadata.
+    on_progress(frames_done, frames_total_or_None) is called from this thread about 10 times a second. Temporal
+    smoothing is flow-guided by default."""
     source, output = check_paths(source, output)
     sizes = sizes or SizeSettings()
     encoder = encoder or EncoderSettings()
     temporal = temporal or TemporalSettings()
     encoder = beside_model(encoder, stylizer.runtime)
     with open_video(source) as container:
-        sink = FileSink(output, container, encoder)
-        file_source = FileSource(container, sink.reencode, threads=encoder.threads)
+        sink = FileSink(output, container, encoder, audio)
+        file_source = FileSource(container, sink.reencode, threads=encoder.threads, audio=audio)
         batch_size = batch_size or stylizer.runtime.default_batch_size
         notes = list(sink.notes)
         stages = [("model", stylize_stage(lambda: stylizer, batch_size, sizes, encoder.pix_fmt, notes))]

@@ -199,6 +199,17 @@ def test_cli_prints_a_summary_of_where_time_went(tmp_path):
     assert out.exists()
 
 
+def test_no_audio_writes_the_pictures_alone(tmp_path):
+    out = tmp_path / "silent.mp4"
+    result = run_cli("file", BUNNY, out, "--style", "7", "--max-size", "64", "--temporal", "off", "--no-audio")
+    assert result.returncode == 0, result.stderr
+    import av
+
+    with av.open(str(out)) as container:
+        assert [stream.type for stream in container.streams] == ["video"]
+    assert len(video_timestamps(out)) == len(video_timestamps(BUNNY))
+
+
 def test_rotated_phone_video_comes_out_upright(tmp_path):
     source = tmp_path / "portrait.mp4"
     write_rotated_clip(source)
