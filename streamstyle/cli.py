@@ -254,12 +254,6 @@ def encoder_options(command):
     return command
 
 
-audio_option = click.option(
-    "--audio/--no-audio", default=None,
-    help="Keep the source's audio (default: on). Files keep every audio stream as it is; live outputs and window "
-         "recordings carry the first, as AAC in step with the pictures.")  # fmt: skip
-
-
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
