@@ -151,6 +151,9 @@ class AudioFormat:
     layout: str
 
 
+# Decoded audio a live consumer holds while it cannot write yet (no picture, an output connecting): about 5 s of
+# AAC frames. Older chunks give way.
+AUDIO_BACKLOG = 256
 # Source timestamps that jump this far from the capture clock (a restarted camera, a looped file) re-anchor it.
 _CLOCK_JUMP_MS = 1000.0
 
@@ -287,9 +290,9 @@ class SourceClock:
     is the least-delayed picture so far (capture time minus source time), re-set when the source's timestamps jump.
     Audio decoded before the first picture waits for the anchor."""
 
-    def __init__(self, waiting_limit: int = 256) -> None:
+    def __init__(self) -> None:
         self.offset_ms: float | None = None
-        self._waiting: collections.deque[tuple[av.AudioFrame, float]] = collections.deque(maxlen=waiting_limit)
+        self._waiting: collections.deque[tuple[av.AudioFrame, float]] = collections.deque(maxlen=AUDIO_BACKLOG)
 
     def picture(self, capture_ms: float, source_ms: float) -> list[AudioChunk]:
         """Take a picture's times into the anchor; returns the audio that waited for it."""

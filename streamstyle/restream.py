@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import OutputError
 from .images import partial_path
-from .live import AudioChunk, LiveSource, LiveWriter, Reconnect, is_file_target, is_url, median_and_p95
+from .live import AUDIO_BACKLOG, AudioChunk, LiveSource, LiveWriter, Reconnect, is_file_target, is_url, median_and_p95
 from .pipeline import Chain, NewestSlot
 from .stages import Frame, SizeSettings, TemporalSettings, live_stages
 from .stylizer import Stylizer
@@ -31,8 +31,6 @@ from .video import EncoderSettings
 # With no new frame for this long, an output repeats its last one, at this rate.
 _HOLD_AFTER_SECONDS = 0.5
 _HOLD_RATE = 5.0
-# Audio an output holds while it cannot write (connecting, or waiting for a picture): about 5 s of AAC frames.
-_AUDIO_BACKLOG = 256
 
 
 class Output:
@@ -54,7 +52,7 @@ class Output:
         self.failed = False  # a file output that could not be written: it stays stopped
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
         self._slot = NewestSlot()
-        self._audio: collections.deque[AudioChunk] = collections.deque(maxlen=_AUDIO_BACKLOG)
+        self._audio: collections.deque[AudioChunk] = collections.deque(maxlen=AUDIO_BACKLOG)
         self._stop = threading.Event()
         self._writer: LiveWriter | None = None
         self._failures = 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import DisplayError, InputError, OutputError
 from .images import IMAGE_SUFFIXES, write_image
-from .live import AudioChunk, LiveSource, LiveWriter, median_and_p95
+from .live import AUDIO_BACKLOG, AudioChunk, LiveSource, LiveWriter, median_and_p95
 from .models.dumoulin import NUM_STYLES
 from .pipeline import Chain, NewestSlot
 from .stages import Frame, SizeSettings, TemporalSettings, live_stages
@@ -171,7 +171,7 @@ class WebcamWindow:
         self._results = NewestSlot()
         self._recorder: LiveWriter | None = None
         # The source's audio, for recordings: it comes ahead of the pictures, so a little is kept while idle.
-        self._audio: collections.deque[AudioChunk] = collections.deque(maxlen=256)
+        self._audio: collections.deque[AudioChunk] = collections.deque(maxlen=AUDIO_BACKLOG)
         if audio:
             source.on_audio = self._audio.append
         self._saved = 0
