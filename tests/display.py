@@ -62,10 +62,16 @@ def screenshot(display: str, width: int, height: int) -> np.ndarray:
     return np.frombuffer(grab.stdout, np.uint8).reshape(height, width, 3)
 
 
-def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
+def find_window(display: str, window_name: str = "streamstyle") -> str | None:
+    """The X id of the window with this title, or None while there is none."""
     env = {**os.environ, "DISPLAY": display}
     found = subprocess.run(["xdotool", "search", "--name", f"^{window_name}$"], env=env, capture_output=True,
                            text=True, timeout=10)  # fmt: skip
-    window = found.stdout.split()[0]
+    return next(iter(found.stdout.split()), None)
+
+
+def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
+    env = {**os.environ, "DISPLAY": display}
+    window = find_window(display, window_name)
     # xdotool complains on stderr that the X server has no focused window (there is no window manager): harmless.
     subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True, timeout=10, capture_output=True)

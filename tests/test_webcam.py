@@ -3,12 +3,15 @@ keys sent by xdotool and the window read back by screen capture."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import av
 import numpy as np
@@ -17,7 +20,7 @@ import pytest
 from streamstyle.images import read_image
 
 from .conftest import SAMPLES, wait_until
-from .display import screenshot, send_key, virtual_display
+from .display import find_window, screenshot, send_key, virtual_display
 from .media import difference, live_model_output
 from .rtsp.server import Publisher, RtspRelay, relay_unavailable
 
@@ -43,6 +46,17 @@ def webcam(display: str | None, *args: str) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@contextlib.contextmanager
+def reporting(app: subprocess.Popen) -> Iterator[None]:
+    """A failed check carries what the app printed (it is killed first, so its output is complete)."""
+    try:
+        yield
+    except AssertionError as error:
+        app.kill()
+        output, errors = app.communicate(timeout=30)
+        raise AssertionError(f"{error}\nstreamstyle webcam printed:\n{output}{errors}") from None
+
+
 def shows(display: str, expected: np.ndarray, tolerance: float = 3.0) -> bool:
     height, width = expected.shape[:2]
     return difference(screenshot(display, width, height), expected) < tolerance
@@ -52,45 +66,31 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
     photo = read_image(CHELSEA)
     style7, style8 = live_model_output(photo, "7", MAX_SIZE), live_model_output(photo, "8", MAX_SIZE)
     assert difference(style7, photo) > 20 and difference(style8, style7) > 10  # the checks below can tell them apart
-    app = webcam(display, "--source", CAMERA_AND_MICROPHONE, "--source-format", "lavfi", "--style", "7",
-                 "--max-size", str(MAX_SIZE), "--temporal", "off", "--no-overlay",
-                 "--save-dir", str(tmp_path))  # fmt: skip
+    app = webcam(display, "--source", CAMERA, "--source-format", "lavfi", "--style", "7", "--max-size", str(MAX_SIZE),
+                 "--temporal", "off", "--no-overlay", "--save-dir", str(tmp_path))  # fmt: skip
     try:
-        wait_until(lambda: shows(display, style7), 90, "the window to show style 7")
-        assert difference(screenshot(display, *photo.shape[1::-1]), photo) > 20
+        with reporting(app):
+            wait_until(lambda: shows(display, style7), 90, "the window to show style 7")
+            assert difference(screenshot(display, *photo.shape[1::-1]), photo) > 20
 
-        send_key(display, "n")
-        wait_until(lambda: shows(display, style8), 30, "the n key to switch to style 8")
+            send_key(display, "n")
+            wait_until(lambda: shows(display, style8), 30, "the n key to switch to style 8")
 
-        send_key(display, "c")
-        snapshot = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.png")), 15, "a snapshot")[0]
-        assert difference(read_image(snapshot), style8) < 1.0
+            send_key(display, "c")
+            snapshot = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.png")), 15, "a snapshot")[0]
+            assert difference(read_image(snapshot), style8) < 1.0
 
-        send_key(display, "r")
-        wait_until(lambda: list(tmp_path.glob(".*.partial.mp4")), 15, "the recording to start")
-        time.sleep(1)
-        send_key(display, "r")
-        recording = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.mp4")), 15, "the recording to be saved")[0]
-        with av.open(str(recording)) as container:
-            pictures = list(container.decode(video=0))
-            frames = [f.to_ndarray(format="rgb24") for f in pictures]
-        with av.open(str(recording)) as container:
-            sound = list(container.decode(audio=0))
-        assert len(frames) >= 5
-        # The microphone was recorded too, from the first picture to the last (and the model's delay beyond it).
-        heard = sum(chunk.samples for chunk in sound) / 48000
-        seen = float((pictures[-1].pts - pictures[0].pts) * pictures[0].time_base)
-        assert seen - 0.05 < heard < seen + 0.3, (heard, seen)
-        assert max(np.abs(chunk.to_ndarray()).max() for chunk in sound) > 0.1
-        assert frames[-1].shape == (300, 450, 3)  # x264 needs even sizes
-        assert difference(frames[-1], style8[:, :450]) < 8  # the stylized frames, through the video encoder
+            frames = [frame.to_ndarray(format="rgb24") for frame in record(display, tmp_path)[0]]
+            assert len(frames) >= 5
+            assert frames[-1].shape == (300, 450, 3)  # x264 needs even sizes
+            assert difference(frames[-1], style8[:, :450]) < 8  # the stylized frames, through the video encoder
 
-        send_key(display, "v")
-        side_by_side = np.concatenate([photo, style8], axis=1)
-        wait_until(lambda: shows(display, side_by_side), 15, "the split view")
+            send_key(display, "v")
+            side_by_side = np.concatenate([photo, style8], axis=1)
+            wait_until(lambda: shows(display, side_by_side), 15, "the split view")
 
-        send_key(display, "q")
-        _, errors = app.communicate(timeout=30)
+            send_key(display, "q")
+            _, errors = app.communicate(timeout=30)
     finally:
         app.kill()
         app.wait()
@@ -98,6 +98,41 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
     latency = re.search(r"latency capture to display: median (\d+) ms", errors)
     assert latency, errors
     print(f"capture to display latency, median: {latency.group(1)} ms")
+
+
+def record(display: str, folder: Path, seconds: float = 1.0) -> tuple[list[av.VideoFrame], list[av.AudioFrame]]:
+    """Press r, wait, press r again; the pictures and sound of the recording saved into `folder`."""
+    send_key(display, "r")
+    wait_until(lambda: list(folder.glob(".*.partial.mp4")), 15, "the recording to start")
+    time.sleep(seconds)
+    send_key(display, "r")
+    recording = wait_until(lambda: sorted(folder.glob("streamstyle-*.mp4")), 15, "the recording to be saved")[0]
+    with av.open(str(recording)) as container:
+        pictures = list(container.decode(video=0))
+    with av.open(str(recording)) as container:
+        sound = list(container.decode(audio=0)) if container.streams.audio else []
+    return pictures, sound
+
+
+def test_recording_keeps_the_sources_sound(display, tmp_path):
+    app = webcam(display, "--source", CAMERA_AND_MICROPHONE, "--source-format", "lavfi", "--style", "7",
+                 "--max-size", str(MAX_SIZE), "--temporal", "off", "--save-dir", str(tmp_path))  # fmt: skip
+    try:
+        with reporting(app):
+            wait_until(lambda: find_window(display), 90, "the window to open")
+            pictures, sound = record(display, tmp_path)
+            send_key(display, "q")
+            app.communicate(timeout=30)
+    finally:
+        app.kill()
+        app.wait()
+    assert app.returncode == 0
+    assert len(pictures) >= 5
+    # The microphone was recorded too, from the first picture to the last (and the model's delay beyond it).
+    heard = sum(chunk.samples for chunk in sound) / 48000
+    seen = float((pictures[-1].pts - pictures[0].pts) * pictures[0].time_base)
+    assert seen - 0.05 < heard < seen + 0.3, (heard, seen)
+    assert max(np.abs(chunk.to_ndarray()).max() for chunk in sound) > 0.1
 
 
 def test_no_display_is_one_line_and_status_2(tmp_path):
