@@ -329,6 +329,8 @@ def is_file_target(target: str) -> bool:
 # Audio timestamps that wobble by less than this around an unbroken track are taken as unbroken: a relay that
 # stamps packets on arrival sends a burst of audio frames with one time. Beyond it the track follows them.
 _AUDIO_SLACK_MS = 150
+# Samples the AAC encoder puts before the first it is given: its first packet is stamped that much earlier.
+_AAC_DELAY = 1024
 # With sound and pictures, the muxer holds packets of one until the other catches up: by default up to 10 s, a
 # frozen picture for viewers whenever the source's audio pauses. Half a second bounds that.
 _INTERLEAVING = {"max_interleave_delta": "500000"}
@@ -390,6 +392,9 @@ class LiveWriter:
             self._audio_stream = container.add_stream("aac", rate=self.audio.rate)
             self._audio_stream.layout = self.audio.layout
             self._audio_stream.time_base = Fraction(1, self.audio.rate)
+            # The track begins one encoder delay after the first picture, so no packet is stamped before it (FLV
+            # refuses a packet earlier than the first one it wrote, and RTMP is FLV).
+            self._next_audio_pts = _AAC_DELAY
         self._container, self._stream = container, stream
 
     def write(self, frame: Frame) -> None:

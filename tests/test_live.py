@@ -4,6 +4,7 @@ HLS) fed by `streamstyle stream`, and the source's audio carried through it."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -163,19 +164,25 @@ def test_live_writer_keeps_one_unbroken_audio_track(tmp_path):
 
     image = np.zeros((64, 64, 3), np.uint8)
     writer.write(Frame(0, image, 1000, 0, Fraction(1, 1000)))
-    writer.write_audio(chunk(950))  # began 50 ms before the first picture: that part is cut
-    writer.write_audio(chunk(1080))  # 30 ms late, within the slack: taken as unbroken
-    writer.write_audio(chunk(1100))  # a burst with one time: still unbroken
-    writer.write_audio(chunk(1600, level=0.25))  # 350 ms beyond the track's end (1250 ms): silence, then this
+    # The track begins one AAC encoder delay (1024 samples, 128 ms at 8 kHz) after the first picture.
+    writer.write_audio(chunk(1050))  # 50 ms after the picture: cut to begin at 128 ms
+    writer.write_audio(chunk(1180))  # 30 ms late, within the slack: taken as unbroken (150 ms on)
+    writer.write_audio(chunk(1200))  # a burst with one time: still unbroken (250 ms on)
+    writer.write_audio(chunk(1700, level=0.25))  # 350 ms beyond the track's end: silence, then this
     writer.write(Frame(1, image, 2000, 0, Fraction(1, 1000)))
     writer.fill_silence(2000)  # the source away: silence up to the picture
     writer.close()
+    track = np.full(8000, np.nan, np.float32)  # 1 s, each decoded sample at its own time
     with av.open(str(out)) as container:
-        sound = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(audio=0)])
-    levels = [float(np.median(np.abs(sound[i : i + 400]))) for i in range(0, 8000, 400)]  # 50 ms steps
-    # 50 + 100 + 100 ms of the first level, 350 ms of silence, 100 ms of the second, silence up to 1 s.
-    expected = [0.5] * 5 + [0.0] * 7 + [0.25] * 2 + [0.0] * 6
+        for frame in container.decode(audio=0):
+            start = round(frame.pts * frame.time_base * 8000)
+            samples = frame.to_ndarray()[0][: max(0, 8000 - start)]
+            track[start : start + len(samples)] = samples
+    levels = [float(np.median(np.abs(track[i : i + 400]))) for i in range(1200, 8000, 400)]  # 50 ms steps
+    # From 150 ms: 200 ms of the first level, 350 ms of silence, 100 ms of the second, silence up to 1 s.
+    expected = [0.5] * 4 + [0.0] * 7 + [0.25] * 2 + [0.0] * 4
     assert levels == pytest.approx(expected, abs=0.05)
+    assert np.isnan(track[:1000]).all() and not np.isnan(track[1030:]).any()  # nothing before 128 ms, no hole
 
 
 def test_restream_keeps_the_sources_audio_in_step_with_the_pictures(tmp_path):
@@ -198,6 +205,51 @@ def test_restream_keeps_the_sources_audio_in_step_with_the_pictures(tmp_path):
         for flash in flashes:
             # In step to within one frame (40 ms): the model's delay does not reach the sound.
             assert min(abs(flash - beep) for beep in beeps) < 0.045, (output.name, flashes, beeps)
+
+
+def test_flv_takes_sound_that_comes_after_its_pictures(tmp_path):
+    # RTMP is FLV, which refuses a packet stamped before the first one it wrote: the AAC encoder's first packet is
+    # stamped one encoder delay before its samples, so sound muxed after the pictures (late on the wire, or stored
+    # far from them in a file) must still not reach back before the first picture.
+    writer = LiveWriter(tmp_path / "live.flv", EncoderSettings(preset="ultrafast", tune="zerolatency"), rate=25,
+                        audio=AudioFormat(48000, "stereo"))  # fmt: skip
+    image = np.zeros((64, 64, 3), np.uint8)
+    for index in range(25):  # a second of pictures: the muxer has written them before any sound came
+        writer.write(Frame(index, image, 1000 + 40 * index, 0, Fraction(1, 1000)))
+    for index in range(47):
+        samples = np.full((2, 1024), 0.1, np.float32)
+        writer.write_audio(AudioChunk(samples, "fltp", "stereo", 48000, 1000 + index * 1024 / 48, 1024))
+    writer.close()
+    with av.open(str(tmp_path / "live.flv")) as container:
+        assert sum(frame.samples for frame in container.decode(audio=0)) >= 46 * 1024 - 1024
+
+
+def test_rtmp_output_carries_the_sound(tmp_path):
+    clip = tmp_path / "flash.mp4"
+    write_flash_clip(clip, seconds=5)
+    rtmp = f"rtmp://127.0.0.1:{free_port()}/live/styled"
+    received: dict[str, object] = {}
+
+    def ingest() -> None:
+        """An RTMP ingest server in listen mode: the streams announced, and the pictures and sound that came."""
+        with av.open(rtmp, format="flv", options={"listen": "1"}, timeout=(60.0, 10.0)) as container:
+            received["streams"] = [stream.codec_context.name for stream in container.streams]
+            counts = received.setdefault("frames", {"video": 0, "audio": 0})
+            with contextlib.suppress(av.error.FFmpegError):  # the publisher hangs up at the end
+                for packet in container.demux():
+                    counts[packet.stream.type] += len(packet.decode())
+
+    listener = threading.Thread(target=ingest, daemon=True)
+    listener.start()
+    command = [sys.executable, "-m", "streamstyle.cli", "stream", str(clip), rtmp, "--style", "7", "--max-size", "96",
+               "--temporal", "off"]  # fmt: skip
+    app = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    listener.join(timeout=30)
+    assert app.returncode == 0, app.stderr
+    assert "failed" not in app.stderr, app.stderr  # FLV refuses a packet stamped before its first: none was
+    assert received["streams"] == ["h264", "aac"]
+    # 5 s of pictures at 25 fps and of sound in 1024-sample AAC frames at 48 kHz (47 a second).
+    assert received["frames"]["video"] >= 100 and received["frames"]["audio"] >= 4 * 47, received
 
 
 def test_restream_without_audio_writes_pictures_only(tmp_path):
