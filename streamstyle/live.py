@@ -413,9 +413,9 @@ class LiveWriter:
         self.frames += 1
 
     def write_audio(self, chunk: AudioChunk) -> None:
-        """Encode source audio onto the pictures' timeline, as one unbroken track: audio from before the first
-        picture is left out, and a gap (the source was away, or its sound began after the first picture) is
-        filled with silence."""
+        """Encode source audio onto the pictures' timeline, as one unbroken track: audio from before the track
+        begins (one encoder delay after the first picture) is left out, and a gap (the source was away, or its
+        sound began later) is filled with silence."""
         if self._audio_stream is None or self._first_pts is None:
             return
         known = self._last_audio or chunk
