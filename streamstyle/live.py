@@ -242,6 +242,8 @@ class LiveSource:
         rate = stream.average_rate or stream.guessed_rate
         if rate and 1 <= rate <= 240:
             self.rate = float(rate)
+        # Per connection: a source that comes back without its audio gives writers made from now on none to wait for.
+        self.audio_format = None
         if self.on_audio and container.streams.audio:
             audio = container.streams.audio[0].codec_context
             # Stereo (or mono) whatever the source: what live services and players take, and every AAC encoder.
@@ -252,7 +254,7 @@ class LiveSource:
         video = container.streams.video[0]
         # Slice threads only: frame threads hold frames back, one per thread, which is latency.
         video.thread_type = "SLICE"
-        audio = container.streams.audio[0] if self.on_audio and container.streams.audio else None
+        audio = container.streams.audio[0] if self.audio_format else None
         clock = SourceClock()
         pace_origin: float | None = None
         for packet in container.demux(video, audio) if audio else container.demux(video):

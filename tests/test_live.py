@@ -5,6 +5,7 @@ HLS) fed by `streamstyle stream`, and the source's audio carried through it."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +19,17 @@ import numpy as np
 import pytest
 
 from streamstyle.errors import InputError
-from streamstyle.live import AudioChunk, AudioFormat, LiveWriter, SourceClock, live_input, target_format
+from streamstyle.live import (
+    AudioChunk,
+    AudioFormat,
+    LiveInput,
+    LiveSource,
+    LiveWriter,
+    Reconnect,
+    SourceClock,
+    live_input,
+    target_format,
+)
 from streamstyle.pipeline import NewestSlot
 from streamstyle.stages import Frame
 from streamstyle.video import EncoderSettings
@@ -152,6 +163,27 @@ def test_source_clock_anchors_audio_to_the_least_delayed_picture():
     chunk = clock.audio(audio_frame(), 20.0)[0]
     assert chunk.capture_ms == 9020.0
     assert (chunk.format, chunk.layout, chunk.rate, chunk.samples.shape) == ("fltp", "mono", 48000, (1, 480))
+
+
+def test_a_source_back_without_its_audio_offers_none(tmp_path):
+    camera = tmp_path / "camera.mp4"
+    shutil.copy(SAMPLES / "clips" / "bigbuckbunny_2s.mp4", camera)  # pictures and 5.1 sound
+
+    def lost(line: str) -> None:
+        if "lost" in line:
+            shutil.copy(BIKES, camera)  # it comes back without its microphone
+
+    source = LiveSource(LiveInput(str(camera)), Reconnect(attempts=2, first_delay=0.1), notify=lost)
+    chunks: list[AudioChunk] = []
+    source.on_audio = chunks.append
+    offered: dict[int, AudioFormat | None] = {}
+    for _ in source:
+        offered.setdefault(source.reconnects, source.audio_format)
+        if source.reconnects:
+            break
+    # Writers made after the reconnection get no audio track (one never fed holds their pictures back).
+    assert offered == {0: AudioFormat(48000, "stereo"), 1: None}
+    assert chunks
 
 
 def test_live_writer_keeps_one_unbroken_audio_track(tmp_path):
