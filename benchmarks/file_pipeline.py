@@ -16,8 +16,9 @@ from pathlib import Path
 import av
 
 from streamstyle import EncoderSettings, SizeSettings, Stylizer, TemporalSettings, stylize_file
-from streamstyle.stages import stylize_stage
-from streamstyle.video import FileSource, open_video
+from streamstyle.io.media import open_video
+from streamstyle.io.video_file import FileSource
+from streamstyle.processing.stages import stylize_stage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,7 +66,7 @@ def main() -> None:
             items = list(FileSource(container, set()))
         frames = sum(1 for item in items if hasattr(item, "image"))
         originals = [item.image for item in items if hasattr(item, "image")]
-        stage = stylize_stage(lambda: stylizer, batch, SizeSettings(), encoder.pix_fmt, [])
+        stage = stylize_stage(lambda: stylizer, batch, SizeSettings())
         list(stage(iter(items)))  # warm-up
         model_fps, file_fps = [], []
         for _ in range(args.runs):

@@ -14,8 +14,8 @@ import time
 import torch
 
 from streamstyle.models.dumoulin import NUM_STYLES
-from streamstyle.runtime import resolve_runtime
-from streamstyle.stylizer import load_style_model
+from streamstyle.processing.runtime import resolve_runtime
+from streamstyle.processing.stylizer import load_style_model
 
 SIZES = {"640x360": (360, 640), "1280x720": (720, 1280)}
 

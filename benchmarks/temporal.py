@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from streamstyle import SizeSettings, Stylizer, TemporalSettings, stylize_file
-from streamstyle.evaluation import mean_difference, read_frames, warping_error
-from streamstyle.images import write_image
+from streamstyle.io.images import write_image
+from streamstyle.io.media import read_frames
+from streamstyle.offline.evaluation import mean_difference, warping_error
 
 REPO = Path(__file__).resolve().parent.parent
 CLIPS = [REPO / "samples" / "clips" / name for name in ("bikes.mp4", "city_2s.mpg", "bigbuckbunny_2s.mp4")]

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamstyle.evaluation import read_frames
-from streamstyle.images import write_image
+from streamstyle.io.images import write_image
+from streamstyle.io.media import read_frames
 
 
 def picked(path: Path, indices: list[int], height: int) -> list[np.ndarray]:

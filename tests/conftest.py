@@ -19,14 +19,14 @@ torch.manual_seed(0)
 
 @pytest.fixture(scope="session")
 def cpu():
-    from streamstyle.runtime import resolve_runtime
+    from streamstyle.processing.runtime import resolve_runtime
 
     return resolve_runtime("cpu", "fp32", channels_last=False)
 
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
-    from streamstyle.images import read_image
+    from streamstyle.io.images import read_image
 
     return {path.stem: read_image(path) for path in PHOTOS}
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamstyle.stages import Frame, SizeSettings, stylize_stage
-from streamstyle.stylizer import Stylizer
+from streamstyle.core.frames import Frame
+from streamstyle.core.settings import SizeSettings
+from streamstyle.processing.stages import stylize_stage
+from streamstyle.processing.stylizer import Stylizer
 
 
 def video_timestamps(path: Path) -> list[Fraction]:
@@ -141,7 +143,7 @@ def difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def live_model_output(image: np.ndarray, style: str, max_size: int) -> np.ndarray:
     """What a live chain's model stage makes of one frame (run at `max_size`, returned at the frame's size)."""
-    stage = stylize_stage(lambda: Stylizer(style, device="cpu"), 1, SizeSettings(max_size), "rgb24", [])
+    stage = stylize_stage(lambda: Stylizer(style, device="cpu"), 1, SizeSettings(max_size))
     (frame,) = stage(iter([Frame(0, image.copy(), 0, 0, Fraction(1, 1000))]))
     return frame.image
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from streamstyle.cli import cli
-from streamstyle.images import fit_within, frames_to_tensor, luminance, read_image
-from streamstyle.stylizer import Stylizer
+from streamstyle.cli.main import cli
+from streamstyle.io.images import fit_within, read_image
+from streamstyle.processing.stylizer import Stylizer
+from streamstyle.processing.tensors import frames_to_tensor, luminance
 
 from .conftest import PAINTINGS, PHOTOS, SAMPLES
 

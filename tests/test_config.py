@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from streamstyle.cli import cli
-from streamstyle.config import load_pipeline, pipeline_config
-from streamstyle.errors import ConfigError
+from streamstyle.apps.config import load_pipeline, pipeline_config
+from streamstyle.cli.main import cli
+from streamstyle.core.errors import ConfigError
 
 from .conftest import REPO
 from .media import audio_digest, video_timestamps

@@ -18,21 +18,14 @@ import av
 import numpy as np
 import pytest
 
-from streamstyle.errors import InputError
-from streamstyle.live import (
-    AudioChunk,
-    AudioFormat,
-    LiveInput,
-    LiveSource,
-    LiveWriter,
-    Reconnect,
-    SourceClock,
-    live_input,
-    target_format,
-)
-from streamstyle.pipeline import NewestSlot
-from streamstyle.stages import Frame
-from streamstyle.video import EncoderSettings
+from streamstyle.core.errors import InputError
+from streamstyle.core.frames import Frame
+from streamstyle.core.settings import EncoderSettings
+from streamstyle.io.live_audio import AudioChunk, AudioFormat
+from streamstyle.io.live_source import LiveInput, LiveSource, Reconnect, SourceClock, live_input
+from streamstyle.io.live_writer import LiveWriter
+from streamstyle.io.urls import target_format
+from streamstyle.processing.chain import NewestSlot
 
 from .conftest import SAMPLES, wait_until
 from .media import beep_times, flash_times, video_timestamps, write_flash_clip

@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from streamstyle import weights
-from streamstyle.errors import WeightsNotFoundError
-from streamstyle.images import frames_to_tensor, square_resize
+from streamstyle.core.errors import WeightsNotFoundError
+from streamstyle.models import weights
 from streamstyle.models.layers import gram_matrix, tf_same_padding
-from streamstyle.stylizer import load_style_model, load_vgg19
+from streamstyle.processing.stylizer import load_style_model, load_vgg19
+from streamstyle.processing.tensors import frames_to_tensor, square_resize
 
 from .conftest import PAINTINGS
 from .onnx_graphs import run, session
@@ -38,7 +38,7 @@ def dumoulin(cpu):
 
 @pytest.fixture(scope="module")
 def painting_batch() -> torch.Tensor:
-    from streamstyle.images import read_image
+    from streamstyle.io.images import read_image
 
     images = [frames_to_tensor(read_image(p)[None], torch.device("cpu")) for p in PAINTINGS[:3]]
     return torch.cat([square_resize(image, 256) for image in images])
@@ -103,7 +103,7 @@ def test_dumoulin26_matches_onnx(dumoulin, photos, mix, height, width):
 
 
 def test_batch_with_one_style_per_sample_equals_single_runs(dumoulin, magenta, photos):
-    from streamstyle.styles import parse_style
+    from streamstyle.processing.styles import parse_style
 
     content = torch.cat([resized(photos[name], 200, 300) for name in sorted(photos)])
     for model, specs in (
@@ -118,7 +118,7 @@ def test_batch_with_one_style_per_sample_equals_single_runs(dumoulin, magenta, p
 
 
 def test_any_size_is_padded_and_cropped_back(dumoulin, photos):
-    from streamstyle.styles import parse_style
+    from streamstyle.processing.styles import parse_style
 
     for height, width in [(101, 77), (360, 641), (33, 34)]:
         content = resized(photos["skimage_chelsea"], height, width)
@@ -182,7 +182,7 @@ def test_converted_weights_are_cached_and_reused(tmp_path, monkeypatch):
 
 
 def test_compiled_model_paints_what_the_eager_one_does(photos):
-    from streamstyle.stylizer import Stylizer
+    from streamstyle.processing.stylizer import Stylizer
 
     photo = photos["skimage_chelsea"][:96, :128]
     eager = Stylizer("7", device="cpu")(photo)
@@ -194,7 +194,7 @@ def test_compiled_model_paints_what_the_eager_one_does(photos):
 @pytest.mark.parametrize("name", ["dumoulin26", "magenta"])
 def test_channels_last_paints_what_nchw_does(name, photos):
     """The CPU default is channels_last, where the norms of fewer than 8 channels take a detour through NCHW."""
-    from streamstyle.stylizer import Stylizer
+    from streamstyle.processing.stylizer import Stylizer
 
     photo = photos["skimage_chelsea"][:96, :128]
     style = "7" if name == "dumoulin26" else str(PAINTINGS[0])
@@ -210,8 +210,8 @@ def test_frames_reuse_the_memory_of_the_frames_before_without_page_faults():
     import platform
     import resource
 
-    from streamstyle.runtime import keep_freed_memory
-    from streamstyle.stylizer import Stylizer
+    from streamstyle.processing.runtime import keep_freed_memory
+    from streamstyle.processing.stylizer import Stylizer
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("the allocator setting is glibc's")

@@ -8,11 +8,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from streamstyle.cli import cli
-from streamstyle.images import fit_within, frames_to_tensor, read_image
+from streamstyle.cli.main import cli
+from streamstyle.core.settings import OptimizeSettings
+from streamstyle.io.images import fit_within, read_image
 from streamstyle.models.layers import gram_matrix
-from streamstyle.optimize import OptimizeSettings, optimize_image, total_variation
-from streamstyle.stylizer import load_vgg19
+from streamstyle.offline.optimize import optimize_image, total_variation
+from streamstyle.processing.stylizer import load_vgg19
+from streamstyle.processing.tensors import frames_to_tensor
 
 from .conftest import SAMPLES
 

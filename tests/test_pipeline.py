@@ -2,43 +2,78 @@
 
 import itertools
 import threading
-import time
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
-from streamstyle.pipeline import Chain
+from streamstyle.core.frames import Frame
+from streamstyle.core.roles import Sink
+from streamstyle.processing.chain import Chain
 
 
-def test_items_arrive_in_order_through_every_stage():
-    received = []
+class Collect(Sink):
+    """Keeps what reaches the sink, pictures and the rest (audio) apart."""
+
+    def __init__(self, on_item=None):
+        self.frames, self.audio = [], []
+        self.on_item = on_item or (lambda: None)
+
+    def write(self, frame):
+        self.on_item()
+        self.frames.append(frame)
+
+    def write_audio(self, audio):
+        self.on_item()
+        self.audio.append(audio)
+
+    def close(self):
+        pass
+
+
+def frame(index: int) -> Frame:
+    return Frame(index, np.zeros((2, 2, 3), np.uint8), index, 1, Fraction(1, 25))
+
+
+def test_items_arrive_in_order_through_every_stage_and_audio_keeps_its_place():
+    sink = Collect()
     stages = [("double", lambda items: (2 * i for i in items)), ("inc", lambda items: (i + 1 for i in items))]
-    chain = Chain(range(500), stages, received.extend, queue_size=4)
+    chain = Chain(range(500), stages, sink, queue_size=4)
     chain.run()
-    assert received == [2 * i + 1 for i in range(500)]
+    assert sink.audio == [2 * i + 1 for i in range(500)]
     assert [timer.name for timer in chain.timers] == ["source", "double", "inc", "sink"]
+
+    sink = Collect()
+    items = [frame(0), "sound 0", frame(1), "sound 1"]
+    Chain(items, [("pass", lambda items: items)], sink).run()
+    assert [f.index for f in sink.frames] == [0, 1] and sink.audio == ["sound 0", "sound 1"]
 
 
 def test_stages_run_concurrently():
-    def slow(items):
+    # The stage (at its second item) and the sink (at its first) each wait inside their work until the other is
+    # inside its own too: that only ends if they overlap (in sequence the barrier times out and the chain fails).
+    together = threading.Barrier(2, timeout=60)
+
+    def meet(items):
         for item in items:
-            time.sleep(0.02)
+            if item == 1:
+                together.wait()
             yield item
 
-    start = time.perf_counter()
-    Chain(range(40), [("a", slow), ("b", slow)], lambda items: [time.sleep(0.02) for _ in items]).run()
-    # Three steps of 20 ms for 40 items: 2.4 s in sequence, about 0.8 s when they overlap.
-    assert time.perf_counter() - start < 1.8
+    sink = Collect(on_item=lambda: len(sink.audio) == 0 and together.wait())
+    Chain(range(40), [("a", meet)], sink, queue_size=2).run()
+    assert sink.audio == list(range(40))
 
 
 def test_a_failing_sink_stops_the_source_and_the_error_reaches_the_caller():
     produced = itertools.count()
     source = (next(produced) for _ in range(10**7))
 
-    def sink(items):
-        for index, _ in enumerate(items):
-            if index == 20:
-                raise ValueError("disk full")
+    def fail_at_twenty():
+        if len(sink.audio) == 20:
+            raise ValueError("disk full")
 
+    sink = Collect(on_item=fail_at_twenty)
     with pytest.raises(ValueError, match="disk full"):
         Chain(source, [("pass", lambda items: items)], sink, queue_size=4).run()
     assert next(produced) < 100  # the source stopped soon after, it did not run to its end

@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from streamstyle.images import read_image
+from streamstyle.io.images import read_image
 
 from .conftest import SAMPLES, wait_until
 from .media import difference, live_model_output

@@ -8,10 +8,13 @@ import pytest
 import torch
 
 import streamstyle
-from streamstyle.cli import cli
-from streamstyle.evaluation import evaluate_files, mean_difference, read_frames, warping_error
-from streamstyle.stages import Frame, SizeSettings, TemporalSettings, motion_stage, smooth_stage, stylize_stage
-from streamstyle.temporal import consistency_mask, reliable_motion, resize_flow, warp
+from streamstyle.cli.main import cli
+from streamstyle.core.frames import Frame
+from streamstyle.core.settings import SizeSettings, TemporalSettings
+from streamstyle.io.media import read_frames
+from streamstyle.offline.evaluation import evaluate_files, mean_difference, warping_error
+from streamstyle.processing.stages import motion_stage, smooth_stage, stylize_stage
+from streamstyle.processing.temporal import consistency_mask, reliable_motion, resize_flow, warp
 
 from .conftest import SAMPLES
 
@@ -33,7 +36,7 @@ def run_stages(images, stylizer, temporal: TemporalSettings, max_size=128):
     items = iter(frames_of(images))
     if temporal.mode != "off":
         items = motion_stage(temporal)(items)
-    items = stylize_stage(lambda: stylizer, 4, SizeSettings(max_size=max_size), "yuv420p", [])(items)
+    items = stylize_stage(lambda: stylizer, 4, SizeSettings(max_size=max_size))(items)
     if temporal.mode != "off":
         items = smooth_stage(temporal)(items)
     return [frame.image for frame in items]

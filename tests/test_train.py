@@ -10,22 +10,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from streamstyle.cli import cli
-from streamstyle.errors import InputError
-from streamstyle.evaluation import warping_error
-from streamstyle.images import fit_within, frames_to_tensor, read_image, tensor_to_frames
+from streamstyle.cli.main import cli
+from streamstyle.core.errors import InputError
+from streamstyle.core.settings import TrainSettings
+from streamstyle.io.images import fit_within, read_image
+from streamstyle.models.checkpoints import load_checkpoint
 from streamstyle.models.johnson import TransformerNet
-from streamstyle.stylizer import load_vgg19
-from streamstyle.temporal import warp
-from streamstyle.train import (
-    TrainSettings,
-    content_pool,
-    frame_pairs,
-    load_checkpoint,
-    spread_frames,
-    temporal_loss,
-    train,
-)
+from streamstyle.offline.evaluation import warping_error
+from streamstyle.offline.train import content_pool, frame_pairs, spread_frames, temporal_loss, train
+from streamstyle.processing.stylizer import load_vgg19
+from streamstyle.processing.temporal import warp
+from streamstyle.processing.tensors import frames_to_tensor, tensor_to_frames
 
 from .conftest import SAMPLES
 
@@ -52,13 +47,13 @@ def test_checkpoint_resumes_at_the_step_it_was_saved(vgg, cpu, tmp_path):
     model = tmp_path / "m.pt"
     settings = TrainSettings(steps=6, batch_size=1, image_size=64, checkpoint_every=3)
     train(SCREAM, PHOTOS, model, vgg, cpu, settings)
-    saved = load_checkpoint(model, cpu)
+    saved = load_checkpoint(model, cpu.device)
     assert saved["step"] == 6 and saved["settings"]["image_size"] == 64
     steps: list[int] = []
     train(SCREAM, PHOTOS, model, vgg, cpu, TrainSettings(steps=9, batch_size=1, image_size=64, checkpoint_every=3),
           resume=True, on_step=lambda step, losses: steps.append(step))  # fmt: skip
     assert steps == [7, 8, 9]
-    resumed = load_checkpoint(model, cpu)
+    resumed = load_checkpoint(model, cpu.device)
     assert resumed["step"] == 9
     changed = [not torch.equal(saved["model"][k], resumed["model"][k]) for k in saved["model"]]
     assert any(changed)  # it went on learning from the saved weights
@@ -110,7 +105,7 @@ def test_temporal_loss_makes_the_trained_network_steadier_on_video_and_it_still_
         styles[weight] = np.mean([loss.style for loss in losses[-10:]])
         assert styles[weight] < np.mean([loss.style for loss in losses[:10]]) * 0.8
         network = TransformerNet()
-        network.load_state_dict(load_checkpoint(model, cpu)["model"])
+        network.load_state_dict(load_checkpoint(model, cpu.device)["model"])
         with torch.no_grad():
             painted = tensor_to_frames(network.eval()(frames_to_tensor(np.stack(run), cpu.device)))
         errors[weight] = warping_error(run, list(painted)).warping_error
@@ -127,7 +122,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(cpu, tmp_path):
     bogus = tmp_path / "x.pt"
     torch.save({"weights": 1}, bogus)
     with pytest.raises(InputError, match="is not a streamstyle training checkpoint"):
-        load_checkpoint(bogus, cpu)
+        load_checkpoint(bogus, cpu.device)
 
 
 def test_train_command_writes_the_model_and_sample_pictures(tmp_path):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import streamstyle
-from streamstyle.errors import InputError, OutputError
-from streamstyle.stages import SizeSettings
+from streamstyle.core.errors import InputError, OutputError
+from streamstyle.core.settings import SizeSettings
 
 from .conftest import SAMPLES
 from .media import (
@@ -230,7 +230,7 @@ def test_rotated_phone_video_comes_out_upright(tmp_path):
 def decoded_rgb(path):
     import av
 
-    from streamstyle.video import upright_rgb
+    from streamstyle.io.media import upright_rgb
 
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))

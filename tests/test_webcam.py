@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from streamstyle.images import read_image
+from streamstyle.io.images import read_image
 
 from .conftest import SAMPLES, wait_until
 from .display import find_window, screenshot, send_key, virtual_display

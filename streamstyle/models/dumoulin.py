@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvLayer, ResidualBlock, UpsampleConvLayer, conditional_instance_norm
+from streamstyle.models.layers import ConvLayer, ResidualBlock, UpsampleConvLayer, conditional_instance_norm
 
 NUM_STYLES = 26
 # Channels of the 18 conditional norms, in order: contract 1..3, residual 1..6 (conv1, conv2), expand 1..3.

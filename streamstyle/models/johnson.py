@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvLayer, UpsampleConvLayer
+from streamstyle.models.layers import ConvLayer, UpsampleConvLayer
 
 
 class NormedResidualBlock(nn.Module):

@@ -9,7 +9,14 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .layers import ConvLayer, NormParams, ResidualBlock, UpsampleConvLayer, conditional_instance_norm, tf_same_padding
+from streamstyle.models.layers import (
+    ConvLayer,
+    NormParams,
+    ResidualBlock,
+    UpsampleConvLayer,
+    conditional_instance_norm,
+    tf_same_padding,
+)
 
 STYLE_DIM = 100
 STYLE_IMAGE_SIZE = 256

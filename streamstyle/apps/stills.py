@@ -1,0 +1,127 @@
+"""Stills: stylizing image files and folders, and the contact sheet of the built-in styles."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from streamstyle.core.errors import InputError, OutputError
+from streamstyle.core.settings import DEFAULT_MAX_SIZE
+from streamstyle.io.images import IMAGE_SUFFIXES, fit_within, read_image, write_image
+from streamstyle.models.dumoulin import NUM_STYLES
+from streamstyle.processing.runtime import Runtime
+from streamstyle.processing.styles import BuiltinStyle
+from streamstyle.processing.stylizer import Stylizer, load_style_model
+from streamstyle.processing.tensors import frames_to_tensor, tensor_to_frames
+
+
+@dataclass(frozen=True)
+class StillResult:
+    source: Path
+    output: Path
+    size: tuple[int, int]  # width, height written
+    seconds: float
+
+
+def plan_outputs(source: Path, output: Path, suffix: str = ".png") -> list[tuple[Path, Path]]:
+    """(input, output) pairs for a file or a folder of images; checks everything before any work is done."""
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    if source.is_dir():
+        inputs = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not inputs:
+            raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {source}")
+        if output.exists() and not output.is_dir():
+            raise OutputError(f"input {source} is a folder, so the output must be a folder too, not {output}")
+        pairs = [(p, output / (p.stem + suffix)) for p in inputs]
+    elif output.is_dir() or output.suffix == "":
+        pairs = [(source, output / (source.stem + suffix))]
+    else:
+        pairs = [(source, output)]
+    for input_path, output_path in pairs:
+        if output_path.resolve() == input_path.resolve():
+            raise OutputError(f"output {output_path} would overwrite its input")
+        if output_path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise OutputError(f"unsupported output image type {output_path.suffix!r} for {output_path}")
+    return pairs
+
+
+def stylize_images(
+    source: str | Path,
+    output: str | Path,
+    paint: Stylizer | Callable[[np.ndarray, Path], np.ndarray],
+    max_size: int | None = DEFAULT_MAX_SIZE,
+    suffix: str = ".png",
+    on_done: Callable[[StillResult], None] | None = None,
+) -> list[StillResult]:
+    """Stylize one image file, or every image in a folder, into `output` (a file or a folder): with a Stylizer,
+    or any paint(image, output_path) such as optimisation (which saves intermediate pictures beside the output)."""
+    if isinstance(paint, Stylizer):
+        stylizer = paint
+        paint = lambda image, _output: stylizer(image)  # noqa: E731
+    pairs = plan_outputs(Path(source), Path(output), suffix)
+    folders = {out.parent for _, out in pairs}
+    for folder in folders:
+        if not folder.exists():
+            if Path(source).is_dir() or folder == Path(output):
+                folder.mkdir(parents=True, exist_ok=True)
+            else:
+                raise OutputError(f"output folder does not exist: {folder}")
+    results = []
+    for input_path, output_path in pairs:
+        start = time.perf_counter()
+        image = fit_within(read_image(input_path), max_size)
+        write_image(paint(image, output_path), output_path)
+        result = StillResult(input_path, output_path, (image.shape[1], image.shape[0]), time.perf_counter() - start)
+        results.append(result)
+        if on_done:
+            on_done(result)
+    return results
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def render_style_sheet(photo: np.ndarray, runtime: Runtime, tile: int = 256, columns: int = 7) -> np.ndarray:
+    """The photo and its 26 built-in stylizations in a labelled grid, each sample of a batch with its own style."""
+    small = fit_within(photo, tile)
+    height, width = small.shape[:2]
+    model = load_style_model("dumoulin26", runtime)
+    content = frames_to_tensor(small[None], runtime.device)
+    tiles = [("original", small)]
+    styles = [BuiltinStyle(tuple(float(i == j) for j in range(NUM_STYLES))) for i in range(NUM_STYLES)]
+    index = 0
+    for batch in _batches(styles, 7):
+        stylized = tensor_to_frames(model.stylize(content.expand(len(batch), -1, -1, -1), batch))
+        for frame in stylized:
+            tiles.append((f"style {index}", frame))
+            index += 1
+    gap, label = 8, 24
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * (width + gap) + gap, rows * (height + label + gap) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=16)
+    for n, (name, image) in enumerate(tiles):
+        row, column = divmod(n, columns)
+        x, y = gap + column * (width + gap), gap + row * (height + label + gap)
+        draw.text((x + 2, y + 2), name, fill="black", font=font)
+        sheet.paste(Image.fromarray(image), (x, y + label))
+    return np.asarray(sheet)
+
+
+def write_style_sheet(photo_path: str | Path, output: str | Path, runtime: Runtime, tile: int = 256) -> Path:
+    output = Path(output)
+    if not output.parent.exists():
+        raise OutputError(f"output folder does not exist: {output.parent}")
+    with torch.inference_mode():
+        sheet = render_style_sheet(read_image(photo_path), runtime, tile)
+    write_image(sheet, output)
+    return output

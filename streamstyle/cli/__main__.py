@@ -1,0 +1,3 @@
+from streamstyle.cli.main import main
+
+main()

@@ -1,0 +1,167 @@
+"""The commands that run a pipeline: `file`, `webcam`, `stream` and `run` build a PipelineConfig and hand it to
+the job of its kind (streamstyle.apps.jobs), with the terminal's progress, status and summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from streamstyle.apps.config import WINDOW, PipelineConfig, load_pipeline, pipeline_config
+from streamstyle.apps.keys import key_help
+from streamstyle.cli.options import (
+    LIVE_MAX_SIZE_HELP,
+    audio_option,
+    encoder_options,
+    given,
+    live_source_options,
+    parse_bitrate,
+    style_options,
+    temporal_options,
+)
+from streamstyle.cli.progress import console, file_progress, print_file_summary, say, say_with_time
+from streamstyle.core.settings import TemporalSettings
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@style_options
+@click.option("--batch-size", type=click.IntRange(min=1), help="Frames per model call (default: 8 on CUDA, 1 on CPU).")
+@click.option("--max-size", type=click.IntRange(min=8), help="Run the model with the longer side at most this.")
+@click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Run the model at this fraction of the input size.")
+@click.option("--output-size", help="WIDTHxHEIGHT of the output video (default: the input's).")
+@encoder_options
+@click.option("--crf", type=click.IntRange(0, 63), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
+@click.option("--pix-fmt", help="Output pixel format (default yuv420p).")
+@temporal_options("flow", TemporalSettings().smooth)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@audio_option
+def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int | None, max_size: int | None,
+         scale: float | None, output_size: str | None, codec: str | None, preset: str | None, crf: int | None,
+         pix_fmt: str | None, temporal: str | None, smooth: float | None, quiet: bool,
+         audio: bool | None) -> None:  # fmt: skip
+    """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
+    sections = {
+        "source": {"input": str(source)},
+        "style": style,
+        "runtime": runtime | given(batch_size=batch_size),
+        "size": given(max_size=max_size, scale=scale, output_size=output_size),
+        "encoder": given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
+        "temporal": given(mode=temporal, smooth=smooth),
+        "output": {"targets": [str(output)]} | given(audio=audio),
+    }
+    execute(pipeline_config(sections, "command line"), quiet)
+
+
+@click.command(epilog="\b\nKeys in the window:\n" + key_help())
+@live_source_options
+@style_options
+@click.option("--style-dir", type=click.Path(path_type=Path), help="Paintings to cycle through with ] and [.")
+@click.option("--max-size", type=click.IntRange(min=8), help=LIVE_MAX_SIZE_HELP)
+@temporal_options("ema", 0.6)
+@click.option("--save-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where snapshots (c) and recordings (r) go (default: the current folder).")
+@click.option("--no-overlay", is_flag=True, help="Start with the fps/latency/style overlay hidden (o shows it).")
+@audio_option
+def webcam(camera: str, source: str | None, source_format: str | None, camera_size: str | None,
+           camera_fps: float | None, style: dict, runtime: dict, style_dir: Path | None, max_size: int | None,
+           temporal: str | None, smooth: float | None, save_dir: Path | None, no_overlay: bool,
+           audio: bool | None) -> None:  # fmt: skip
+    """A live window with the stylized camera (or any video source), and keys to change the style."""
+    sections = {
+        "source": given(input=source or camera, format=source_format, size=camera_size, fps=camera_fps),
+        "style": style | given(style_dir=str(style_dir) if style_dir else None),
+        "runtime": runtime,
+        "size": given(max_size=max_size),
+        "temporal": given(mode=temporal, smooth=smooth),
+        "output": {"targets": [WINDOW]}
+        | given(save_dir=str(save_dir) if save_dir else None, overlay=False if no_overlay else None, audio=audio),
+    }
+    execute(pipeline_config(sections, "command line"))
+
+
+@click.command()
+@click.argument("source_url")
+@click.argument("outputs", nargs=-1)
+@click.option("--out", "more_outputs", multiple=True,
+              help="Another output (repeatable): rtsp://, rtmp://, udp://, a .m3u8 playlist, or a recording file.")
+@click.option("--source-format", help="FFmpeg demuxer for SOURCE_URL when it does not say (lavfi, mpegts...).")
+@style_options
+@click.option("--max-size", type=click.IntRange(min=8), help=LIVE_MAX_SIZE_HELP)
+@click.option("--output-size", help="WIDTHxHEIGHT of the output (default: the input's).")
+@temporal_options("ema", 0.6)
+@encoder_options
+@click.option("--bitrate", help="Output video bitrate (default 2M), e.g. 2M or 800k.")
+@click.option("--gop", type=click.FloatRange(0.1, 10),
+              help="Seconds between keyframes (default 1): how long a new viewer waits for a picture.")
+@click.option("--read-timeout", type=click.FloatRange(0.5, 60),
+              help="Seconds without a frame before the input counts as lost and is reconnected (default 5).")
+@audio_option
+@click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False),
+              help="Keep this file updated (every second) with fps, drops, latency and reconnects.")
+def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, ...], source_format: str | None,
+           style: dict, runtime: dict, max_size: int | None, output_size: str | None, temporal: str | None,
+           smooth: float | None, codec: str | None, preset: str | None, bitrate: str | None, gop: float | None,
+           read_timeout: float | None, audio: bool | None, stats_json: Path | None) -> None:  # fmt: skip
+    """Restream SOURCE_URL stylized to OUTPUTS: read a live stream (rtsp:// over TCP, rtmp://, udp://, http://, or a
+    file played in real time), publish to RTSP servers (ANNOUNCE/RECORD, as to MediaMTX), rtmp://, udp:// (MPEG-TS),
+    HLS, and/or record to files. Reconnects when the input or an output drops; SIGINT/SIGTERM close cleanly.
+    While the input is away, outputs repeat the last picture. The input's audio goes along (AAC)."""
+    targets = [*outputs, *more_outputs]
+    if not targets:
+        raise click.UsageError("give at least one output: streamstyle stream IN_URL OUT_URL [--out MORE]")
+    sections = {
+        "source": given(input=source_url, format=source_format, read_timeout=read_timeout),
+        "style": style,
+        "runtime": runtime,
+        "size": given(max_size=max_size, output_size=output_size),
+        "temporal": given(mode=temporal, smooth=smooth),
+        "encoder": given(codec=codec, preset=preset, bitrate=parse_bitrate(bitrate)),
+        "output": {"targets": targets}
+        | given(keyframe_seconds=gop, audio=audio, stats_json=str(stats_json) if stats_json else None),
+    }
+    execute(pipeline_config(sections, "command line", kind="stream"))
+
+
+@click.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a setting of the file, e.g. --set temporal.smooth=0.5 --set style.style=3 (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (file jobs).")
+def run(pipeline: Path, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Run a pipeline file (TOML): a source, a style, smoothing, an encoder and outputs. See pipelines/."""
+    execute(load_pipeline(pipeline, list(overrides)), quiet)
+
+
+def execute(config: PipelineConfig, quiet: bool = False) -> None:
+    """Run a PipelineConfig as its kind of job, with the terminal's progress, status and summary."""
+    from streamstyle.apps import jobs
+
+    if config.kind == "file":
+        source, output = Path(config.source.input), Path(config.output.targets[0])
+        with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
+            report, stylizer = jobs.run_file_job(config, on_progress)
+        if not quiet:
+            print_file_summary(report, stylizer)
+    elif config.kind == "window":
+        jobs.run_window_job(config, say)
+    else:
+        run_stream(config)
+
+
+def run_stream(config: PipelineConfig) -> None:
+    """A restream with its status line: redrawn in place on a terminal, logged every 10 s otherwise."""
+    from rich.live import Live
+
+    from streamstyle.apps import jobs
+
+    with Live(console=console, transient=True, auto_refresh=False) as status:
+
+        def on_stats(stats: jobs.StreamStats) -> None:
+            if console.is_terminal:
+                status.update(stats.line(), refresh=True)
+            elif int(stats.uptime_s) % 10 == 0:
+                say_with_time(stats.line())
+
+        jobs.run_stream_job(config, say_with_time, on_stats)

@@ -1,0 +1,50 @@
+"""The `streamstyle` command: a thin layer over the library API. Commands import what they run only when they
+run, so `--help` answers at once."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import click
+
+from streamstyle import __version__
+from streamstyle.cli import jobs, offline, stills
+from streamstyle.core.errors import StreamstyleError
+
+
+class ErrorReportingGroup(click.Group):
+    """Reports a StreamstyleError as one line on stderr and exit status 2, with no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StreamstyleError as error:
+            click.echo(f"streamstyle: error: {error}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("streamstyle: interrupted", err=True)
+            if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
+                # A second Ctrl-C cut the closing short: pipeline threads are still inside native code (the
+                # model, the codecs), and tearing the interpreter down under them aborts the process.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
+            ctx.exit(130)
+
+
+@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="streamstyle")
+def cli() -> None:
+    """Real-time neural style transfer for images, video files, webcams and streams."""
+
+
+for command in (stills.image, jobs.file, jobs.webcam, jobs.stream, jobs.run, offline.bench, offline.train,
+                offline.eval_temporal, stills.styles, stills.models):  # fmt: skip
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="streamstyle")
+

@@ -1,0 +1,130 @@
+"""The commands that measure and learn: `bench`, `train` and `eval-temporal`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from streamstyle.apps.config import RuntimeConfig, StyleConfig
+from streamstyle.cli.options import given, runtime_options
+from streamstyle.cli.progress import console, loss_progress
+from streamstyle.core.errors import OutputError, StyleSpecError
+from streamstyle.core.settings import TemporalSettings, TrainSettings
+
+
+@click.command()
+@click.option("--sizes", default="360p,720p,1080p", show_default=True, help="Comma-separated: 360p, 720p, 1080p.")
+@click.option("--style", "-s", default="7", show_default=True, help="Style to run (decides the model).")
+@click.option("--frames", type=click.IntRange(4, 1000), default=24, show_default=True,
+              help="Frames of the sample clip per end-to-end run.")
+@click.option("--runs", type=click.IntRange(1, 20), default=2, show_default=True,
+              help="End-to-end runs per size (the median is reported).")
+@click.option("--temporal", type=click.Choice(["flow", "ema", "off"]), default="flow", show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=Path("bench.json"),
+              show_default=True, help="Where to write the results.")
+@runtime_options
+def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_path: Path, device: str | None,
+          precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
+    """Measure model-only and end-to-end (decode, model, smoothing, encode) speed on the sample clip at 360p, 720p
+    and 1080p; print a table and write JSON."""
+    import json
+
+    from streamstyle.offline.bench import SIZES, run_bench
+
+    names = [name.strip() for name in sizes.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SIZES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown size {', '.join(unknown)}; use {', '.join(SIZES)}", param_hint="--sizes")
+    runtime = RuntimeConfig(**given(device=device, precision=precision, compile=compile_model))
+    stylizer = StyleConfig(style=style).stylizer(runtime)
+    table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}, "
+                        f"--temporal {temporal}")  # fmt: skip
+    for column in ("size", "model ms/frame", "model fps", "end-to-end fps", "end-to-end / model"):
+        table.add_column(column, justify="right")
+
+    def on_row(row) -> None:
+        console.print(f"{row.size}: model {row.model_ms:.0f} ms/frame, end to end {row.end_to_end_fps:.2f} fps")
+
+    rows = run_bench(stylizer, names, frames, runs, temporal=TemporalSettings(temporal), on_row=on_row)
+    for row in rows:
+        table.add_row(f"{row.size} ({row.width}x{row.height})", f"{row.model_ms:.1f}", f"{row.model_fps:.2f}",
+                      f"{row.end_to_end_fps:.2f}", f"{row.share_of_model:.2f}")  # fmt: skip
+    Console().print(table)
+    json_path.write_text(json.dumps({
+        "model": stylizer.model.name, "style": stylizer.style.label, "runtime": stylizer.runtime.describe(),
+        "temporal": temporal, "rows": [dataclasses.asdict(row) | {"end_to_end_over_model": round(row.share_of_model, 3)}
+                                       for row in rows],
+    }, indent=1))  # fmt: skip
+    console.print(f"wrote {json_path}")
+
+
+@click.command()
+@click.option("--style", "-s", "style_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The painting to learn.")
+@click.option("--content", type=click.Path(path_type=Path), required=True,
+              help="A folder of photos, or a video (frames spread over it), to learn on.")
+@click.option("--out", "output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The model file (.pt): a checkpoint that --resume continues.")
+@click.option("--steps", type=click.IntRange(min=1), default=TrainSettings.steps, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=TrainSettings.batch_size, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=32), default=TrainSettings.image_size, show_default=True,
+              help="Side of the square training crops.")
+@click.option("--lr", "learning_rate", type=click.FloatRange(min=0), default=TrainSettings.learning_rate,
+              show_default=True)
+@click.option("--content-weight", type=click.FloatRange(min=0), default=TrainSettings.content_weight, show_default=True)
+@click.option("--style-weight", type=click.FloatRange(min=0), default=TrainSettings.style_weight, show_default=True)
+@click.option("--tv-weight", type=click.FloatRange(min=0), default=TrainSettings.tv_weight, show_default=True)
+@click.option("--temporal-weight", type=click.FloatRange(min=0), default=TrainSettings.temporal_weight,
+              show_default=True, help="Weight of the temporal loss on pairs of neighbouring frames of a --content "
+              "video, for steadier video output (a batch then holds --batch-size pairs); 1e5-1e6 to be felt.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=TrainSettings.checkpoint_every,
+              show_default=True, help="Save the model (and a sample picture) every N steps.")
+@click.option("--sample", type=click.Path(path_type=Path, dir_okay=False),
+              help="A photo to stylize at every checkpoint, saved beside the model (NAME.stepN.png).")
+@click.option("--resume", is_flag=True, help="Continue the training saved in --out.")
+@runtime_options
+def train(style_path: Path, content: Path, output: Path, steps: int, batch_size: int, image_size: int,
+          learning_rate: float, content_weight: float, style_weight: float, tv_weight: float,
+          temporal_weight: float, checkpoint_every: int, sample: Path | None, resume: bool, device: str | None,
+          precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
+    """Train a fixed-style network (Johnson et al.) for one painting, with VGG19 perceptual losses."""
+    from streamstyle.io.images import fit_within, read_image
+    from streamstyle.offline.train import train as run_training
+    from streamstyle.processing.stylizer import load_vgg19
+
+    settings = TrainSettings(steps, batch_size, image_size, learning_rate, content_weight, style_weight, tv_weight,
+                             checkpoint_every, temporal_weight=temporal_weight)  # fmt: skip
+    if not style_path.is_file():
+        raise StyleSpecError(f"style image not found: {style_path}")
+    if compile_model:
+        raise StyleSpecError("--compile speeds up running a model, not training it; leave it out here")
+    if not output.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {output.parent}")
+    runtime = RuntimeConfig(**given(device=device, precision=precision)).resolve()
+    picture = fit_within(read_image(sample), 512) if sample else None
+    with loss_progress() as progress:
+        task = progress.add_task(f"training {output.name}", total=steps, loss="-")
+        run_training(style_path, content, output, load_vgg19(runtime), runtime, settings, resume, picture,
+                     lambda step, losses: progress.update(task, completed=step, loss=str(losses)))  # fmt: skip
+    console.print(f"wrote {output}")
+
+
+@click.command("eval-temporal")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--reference", type=click.Path(path_type=Path), help="The per-frame stylization, for faithfulness.")
+def eval_temporal(source: Path, output: Path, reference: Path | None) -> None:
+    """Flicker of OUTPUT, a stylization of SOURCE: the warping error of Lai et al. 2018 (mean squared RGB
+    difference on [0,1] between consecutive output frames along the input's optical flow, occlusions masked).
+    With --reference, also the mean difference from the per-frame stylization."""
+    from streamstyle.offline.evaluation import evaluate_files
+
+    report = evaluate_files(source, output, reference)
+    out = Console()
+    out.print(f"warping error  {report.warping_error:.5f}  ({report.pairs} frame pairs, {report.cuts} cuts skipped)")
+    if report.faithfulness is not None:
+        out.print(f"faithfulness   {report.faithfulness:.4f}  (mean |output - reference| on [0,1])")

@@ -1,0 +1,80 @@
+"""What the terminal shows: one console on stderr, progress bars, and end-of-run summaries."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from streamstyle.apps.file_job import FileReport
+    from streamstyle.processing.stylizer import Stylizer
+
+console = Console(stderr=True, highlight=False)
+
+
+def say(line: str) -> None:
+    """One line as it is: file names and URLs may hold rich markup characters."""
+    console.print(line, markup=False, soft_wrap=True)
+
+
+def say_with_time(line: str) -> None:
+    say(f"{time.strftime('%H:%M:%S')} {line}")
+
+
+@contextlib.contextmanager
+def file_progress(quiet: bool, description: str) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A callback (frames done, frames total) that drives a rich progress bar with fps and ETA."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:>5.1f} fps"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(description, total=None, fps=0.0)
+
+        def update(done: int, total: int | None) -> None:
+            elapsed = progress.tasks[task].elapsed or 0.0
+            progress.update(task, completed=done, total=total, fps=done / elapsed if elapsed else 0.0)
+
+        yield update
+
+
+def loss_progress(**options: Any) -> Progress:
+    """A progress bar with the current losses, for optimisation and training."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())  # fmt: skip
+    return Progress(*columns, console=console, **options)
+
+
+def print_file_summary(report: FileReport, stylizer: Stylizer) -> None:
+    busy = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.stage_seconds.items())
+    console.print(
+        f"{report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps); busy: {busy}"
+    )
+    console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")

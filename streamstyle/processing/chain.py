@@ -1,0 +1,181 @@
+"""A chain of stages, each in its own thread, joined by bounded queues: decode, inference and encode overlap,
+and memory stays bounded whatever the length of the input.
+
+A stage is a function from an iterator of items to an iterator of items. Items a stage does not handle (audio
+packets) it passes on in order. The sink takes the frames with write and the audio with write_audio; its
+caller opens and closes it, knowing whether the run succeeded. The first error in any stage stops the whole chain
+and is re-raised by `Chain.run`; Ctrl-C in the caller's thread stops every step and propagates.
+
+A live chain (camera, stream) hands the source's items to the first stage through a NewestSlot instead: the
+source never waits, and the first stage always takes the newest item, so latency stays bounded by dropping
+stale frames. Files never drop a frame."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamstyle.core.frames import Frame, Item
+from streamstyle.core.roles import Sink, Source
+
+Stage = Callable[[Iterator[Item]], Iterator[Item]]
+_END = object()
+_EMPTY = object()
+_POLL_SECONDS = 0.1
+
+
+class Stopped(Exception):
+    """Raised inside a step when another step failed or the caller was interrupted: unwinds it quietly."""
+
+
+class NewestSlot:
+    """A one-item queue whose put never waits: an item not yet taken is replaced by the newer one (and counted
+    as dropped). Has the put/get(timeout) of queue.Queue that Chain uses."""
+
+    def __init__(self):
+        self._ready = threading.Condition()
+        self._item: object = _EMPTY
+        self.dropped = 0
+
+    def put(self, item: object, timeout: float | None = None) -> None:
+        with self._ready:
+            if self._item is not _EMPTY:
+                self.dropped += 1
+            self._item = item
+            self._ready.notify()
+
+    def get(self, timeout: float | None = None) -> object:
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._item is not _EMPTY, timeout):
+                raise queue.Empty
+            item, self._item = self._item, _EMPTY
+            return item
+
+
+@dataclass
+class StageTimer:
+    """Seconds a stage spent working, not waiting on its neighbours."""
+
+    name: str
+    busy: float = 0.0
+
+
+@dataclass
+class Chain:
+    """source → stages... → sink, every step in a thread of its own."""
+
+    source: Source[Item]
+    stages: list[tuple[str, Stage]]
+    sink: Sink[Any]
+    queue_size: int = 8
+    live: bool = False  # the source's items go through a NewestSlot: stale ones are dropped
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    timers: list[StageTimer] = field(default_factory=list)
+    newest: NewestSlot | None = None
+    _errors: list[BaseException] = field(default_factory=list)
+
+    def _receive(self, inbox: queue.Queue, timer: StageTimer) -> Iterator[object]:
+        while True:
+            waited = time.perf_counter()
+            while True:
+                if self.stop_event.is_set():
+                    raise Stopped
+                try:
+                    item = inbox.get(timeout=_POLL_SECONDS)
+                    break
+                except queue.Empty:
+                    continue
+            timer.busy -= time.perf_counter() - waited
+            if item is _END:
+                return
+            yield item
+
+    def _send(self, outbox: queue.Queue, item: object, timer: StageTimer) -> None:
+        waited = time.perf_counter()
+        while True:
+            if self.stop_event.is_set():
+                raise Stopped  # a step downstream failed: stop producing
+            try:
+                outbox.put(item, timeout=_POLL_SECONDS)
+                break
+            except queue.Full:
+                continue
+        timer.busy -= time.perf_counter() - waited
+
+    def _deliver(self, items: Iterator[Item]) -> None:
+        for item in items:
+            if isinstance(item, Frame):
+                self.sink.write(item)
+            else:
+                self.sink.write_audio(item)
+
+    def _run_step(self, timer: StageTimer, produce: Callable[[], Iterator[object]] | None,
+                  consume: Callable[[Iterator[object]], None] | None, outbox: queue.Queue | None) -> None:  # fmt: skip
+        start = time.perf_counter()
+        try:
+            if consume is not None:
+                consume(iter(produce()))
+            else:
+                for item in produce():
+                    self._send(outbox, item, timer)
+                self._send(outbox, _END, timer)
+        except Stopped:
+            pass
+        except BaseException as error:  # handed to the caller of run()
+            self._errors.append(error)
+            self.stop_event.set()
+        finally:
+            timer.busy += time.perf_counter() - start
+
+    def run(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Run to the end of the source; on_tick is called in the caller's thread about 10 times a second."""
+        names = ["source", *[name for name, _ in self.stages], "sink"]
+        self.timers = [StageTimer(name) for name in names]
+        queues: list = [queue.Queue(maxsize=self.queue_size) for _ in range(len(self.stages) + 1)]
+        if self.live:
+            queues[0] = self.newest = NewestSlot()
+        threads = [
+            threading.Thread(
+                target=self._run_step,
+                args=(self.timers[0], lambda: iter(self.source), None, queues[0]),
+                name="streamstyle-source",
+                daemon=True,
+            )
+        ]
+        for index, (name, stage) in enumerate(self.stages):
+            inbox, timer = queues[index], self.timers[index + 1]
+            threads.append(
+                threading.Thread(
+                    target=self._run_step,
+                    args=(timer, lambda s=stage, i=inbox, t=timer: s(self._receive(i, t)), None, queues[index + 1]),
+                    name=f"streamstyle-{name}",
+                    daemon=True,
+                )
+            )
+        sink_timer = self.timers[-1]
+        threads.append(
+            threading.Thread(
+                target=self._run_step,
+                args=(sink_timer, lambda: self._receive(queues[-1], sink_timer), self._deliver, None),
+                name="streamstyle-sink",
+                daemon=True,
+            )
+        )
+        for thread in threads:
+            thread.start()
+        try:
+            while any(thread.is_alive() for thread in threads):
+                threads[-1].join(timeout=_POLL_SECONDS)
+                if on_tick:
+                    on_tick()
+        except BaseException:
+            self.stop_event.set()
+            for thread in threads:
+                thread.join(timeout=10)
+            raise
+        if self._errors:
+            raise self._errors[0]

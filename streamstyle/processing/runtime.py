@@ -1,0 +1,117 @@
+"""Where and how the networks run: device, compute precision and memory layout, chosen automatically."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import platform
+from dataclasses import dataclass, replace
+from functools import cache
+
+import torch
+
+from streamstyle.core.errors import DeviceError
+from streamstyle.core.settings import EncoderSettings
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    dtype: torch.dtype  # compute precision inside the networks (autocast); I/O stays float32
+    channels_last: bool
+    compiled: bool = False  # torch.compile the networks: a one-off wait per frame size, then faster frames
+
+    @property
+    def precision(self) -> str:
+        return next(name for name, dtype in PRECISIONS.items() if dtype == self.dtype)
+
+    @property
+    def default_batch_size(self) -> int:
+        # On CPU a batch of 4 costs 4-6x one frame (measured), so batching only adds latency there.
+        return 8 if self.device.type == "cuda" else 1
+
+    @property
+    def live_max_size(self) -> int:
+        # Longer side of live inference that keeps up: ~10 fps on 2 CPU cores at 256, real time on a GPU at 720.
+        return 720 if self.device.type == "cuda" else 256
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        module = module.to(self.device).eval().requires_grad_(False)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if self.compiled:
+            # Fuses the norms, activations and padding between the convolutions, after about 30 s of compiling
+            # per frame size (cached on disk for later runs). On 2 CPU cores it gains little (dumoulin26 640x360:
+            # 71 against 74 ms) now that eager mode keeps its buffers (keep_freed_memory).
+            module = torch.compile(module)
+        return module
+
+    def layout(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def describe(self) -> str:
+        layout = "channels_last" if self.channels_last else "NCHW"
+        return f"{self.device.type} {self.precision} {layout}" + (" compiled" if self.compiled else "")
+
+
+@cache
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory in the process for reuse instead of handing it back to the kernel. Every frame
+    allocates the same large activation buffers; by default glibc unmaps each one when it is freed, and the next
+    frame page-faults it back in, zero-filled: a quarter of dumoulin26's time at 640x360 on 2 CPU cores (115 ->
+    86 ms a frame). One arena for all threads, since the model runs in a pipeline thread whose own arena would
+    still unmap. True when applied (glibc only; elsewhere the allocator is left as it is)."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    trim_threshold, mmap_max, arena_max = -1, -4, -8  # parameter numbers from glibc's <malloc.h>
+    return all(mallopt(option, value) == 1 for option, value in
+               ((arena_max, 1), (mmap_max, 0), (trim_threshold, 2**31 - 1)))  # fmt: skip
+
+
+def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
+                    compiled: bool = False) -> Runtime:  # fmt: skip
+    """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16. 'auto' takes the first CUDA device when
+    there is one, fp16 there and fp32 on CPUs: bf16 is faster only on CPUs with native bf16 and changes up to
+    ~0.09 of a pixel's range, so on CPU it is opt-in. channels_last is lossless and faster on both (see
+    benchmarks/models.py)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {device!r} requested but CUDA is not available on this machine")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
+    elif chosen.type != "cpu":
+        raise DeviceError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if precision == "auto":
+        precision = "fp16" if chosen.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    if chosen.type == "cpu" and precision == "fp16":
+        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
+    if channels_last is None:
+        channels_last = True
+    if chosen.type == "cpu":
+        keep_freed_memory()
+    return Runtime(chosen, PRECISIONS[precision], channels_last, compiled)
+
+
+def beside_model(encoder: EncoderSettings, runtime: Runtime) -> EncoderSettings:
+    """Codec threads for running next to the model: on the CPU, the model's threads already fill the cores;
+    extra codec threads only preempt them, and every op of the model waits for its slowest thread. One thread
+    each keeps decode and encode off the model's back."""
+    if runtime.device.type == "cpu" and not encoder.threads:
+        return replace(encoder, threads=1)
+    return encoder

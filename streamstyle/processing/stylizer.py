@@ -1,0 +1,254 @@
+"""The style models as the rest of streamstyle uses them: conditioned on a Style, batched frames in and out."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamstyle.core.errors import InputError, StyleSpecError
+from streamstyle.io.images import read_image
+from streamstyle.models import weights
+from streamstyle.models.checkpoints import load_checkpoint
+from streamstyle.models.dumoulin import Dumoulin26
+from streamstyle.models.johnson import TransformerNet
+from streamstyle.models.layers import pad_to_multiple
+from streamstyle.models.magenta import STYLE_IMAGE_SIZE, MagentaTransformer, StylePredictor
+from streamstyle.models.vgg import VGG19Features
+from streamstyle.processing.runtime import Runtime, resolve_runtime
+from streamstyle.processing.styles import BuiltinStyle, ImageStyle, Style, parse_style
+from streamstyle.processing.tensors import frames_to_tensor, preserve_color, square_resize, tensor_to_frames
+
+
+def check_strength(strength: float) -> None:
+    if not 0.0 <= strength <= 1.0:
+        raise StyleSpecError(f"strength must be between 0 and 1, got {strength}")
+
+
+def _load(module: nn.Module, source: weights.WeightFile, convert, runtime: Runtime) -> nn.Module:
+    module.load_state_dict(weights.load_state_dict(source, convert))
+    return runtime.prepare(module)
+
+
+class StyleModel:
+    """A feed-forward style network plus how a Style conditions it."""
+
+    name: str
+    network: nn.Module
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """The network's style input for each sample, [B, D]. `reference` replaces the content's own style
+        where strength < 1 needs it, so that video uses one for all frames."""
+        raise NotImplementedError
+
+    def content_reference(self, content: torch.Tensor, strength: float) -> torch.Tensor | None:
+        """What `reference` should be for a video starting with `content`; None where nothing is needed."""
+        return None
+
+    def blends_output(self) -> bool:
+        """Whether strength < 1 is applied by mixing the output with the content (no style-space blend)."""
+        return False
+
+    def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return self.network(content, condition)
+
+    @torch.inference_mode()
+    def stylize(
+        self,
+        content: torch.Tensor,
+        style: Style | Sequence[Style],
+        strength: float = 1.0,
+        keep_colors: bool = False,
+        reference: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """content [B,3,H,W] in [0,1] on the runtime's device, any H and W; one style for the batch or one per
+        sample. Returns [B,3,H,W] float32 in [0,1]."""
+        styles = [style] * content.shape[0] if isinstance(style, BuiltinStyle | ImageStyle) else list(style)
+        if len(styles) != content.shape[0]:
+            raise ValueError(f"{len(styles)} styles for a batch of {content.shape[0]}")
+        check_strength(strength)
+        height, width = content.shape[2:]
+        with self.runtime.autocast():
+            condition = self.conditioning(styles, content, strength, reference)
+            # Both nets downsample by 4: pad to a multiple of 4 and crop back.
+            padded = self.runtime.layout(pad_to_multiple(content, 4))
+            output = self.run(padded, condition)[:, :, :height, :width].float()
+        if self.blends_output() and strength < 1.0:
+            output = torch.lerp(content, output, strength)
+        if keep_colors:
+            output = preserve_color(output, content)
+        return output
+
+
+class MagentaModel(StyleModel):
+    """Ghiasi et al.: a style image → 100-d vector (computed once per style and cached) → transformer norms.
+    Strength interpolates between the content image's own style vector and the painting's, as in the paper."""
+
+    name = "magenta"
+
+    def __init__(self, runtime: Runtime):
+        super().__init__(runtime)
+        self.predictor = _load(StylePredictor(), weights.MAGENTA_PREDICTOR, weights.convert_magenta_predictor, runtime)
+        self.network = _load(
+            MagentaTransformer(), weights.MAGENTA_TRANSFORMER, weights.convert_magenta_transformer, runtime
+        )
+        self._vectors: dict[tuple[str, int, int], torch.Tensor] = {}
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Style vectors [B,100] of images [B,3,H,W] in [0,1] (centre square, resized to 256)."""
+        return self.predictor(self.runtime.layout(square_resize(images, STYLE_IMAGE_SIZE))).float()
+
+    def painting_vector(self, path: Path) -> torch.Tensor:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in self._vectors:
+            image = frames_to_tensor(read_image(path)[None], self.runtime.device)
+            with torch.inference_mode(), self.runtime.autocast():
+                self._vectors[key] = self.predict(image)[0]
+        return self._vectors[key]
+
+    def style_vector(self, style: ImageStyle) -> torch.Tensor:
+        return sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights, strict=True))
+
+    def content_reference(self, content: torch.Tensor, strength: float) -> torch.Tensor | None:
+        if strength >= 1.0:
+            return None
+        with torch.inference_mode(), self.runtime.autocast():
+            return self.predict(content[:1])
+
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        for style in styles:
+            if not isinstance(style, ImageStyle):
+                raise StyleSpecError(
+                    f"the magenta model takes painting files as --style, not {style.label}; use --model dumoulin26"
+                )
+        vectors = torch.stack([self.style_vector(style) for style in styles])
+        if strength < 1.0:
+            own = reference.expand_as(vectors) if reference is not None else self.predict(content)
+            vectors = torch.lerp(own, vectors, strength)
+        return vectors
+
+
+class Dumoulin26Model(StyleModel):
+    """Dumoulin et al.: 26 styles in one net, mixed by weights. The paper defines no 'less style' point, so
+    strength < 1 mixes the output with the content."""
+
+    name = "dumoulin26"
+
+    def __init__(self, runtime: Runtime):
+        super().__init__(runtime)
+        self.network = _load(Dumoulin26(), weights.DUMOULIN26, weights.convert_dumoulin26, runtime)
+
+    def blends_output(self) -> bool:
+        return True
+
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        for style in styles:
+            if not isinstance(style, BuiltinStyle):
+                raise StyleSpecError(
+                    f"the dumoulin26 model takes built-in style indices as --style, not {style.label}; "
+                    "use --model magenta"
+                )
+        return torch.tensor([style.weights for style in styles], dtype=torch.float32, device=content.device)
+
+
+class TrainedModel(StyleModel):
+    """A TransformerNet trained by `streamstyle train`: its one style is in the weights, so --style is ignored;
+    strength < 1 mixes the output with the content."""
+
+    def __init__(self, runtime: Runtime, path: Path):
+        super().__init__(runtime)
+
+        self.name = str(path)  # what load_style_model takes back, for stylizers built later (webcam keys)
+        network = TransformerNet()
+        network.load_state_dict(load_checkpoint(path, runtime.device)["model"])
+        self.network = runtime.prepare(network)
+
+    def blends_output(self) -> bool:
+        return True
+
+    def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
+                     reference: torch.Tensor | None = None) -> None:  # fmt: skip
+        return None
+
+    def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        return self.network(content)
+
+
+STYLE_MODELS = {"magenta": MagentaModel, "dumoulin26": Dumoulin26Model}
+
+
+@functools.cache
+def load_style_model(name: str, runtime: Runtime) -> StyleModel:
+    """One loaded instance per model and runtime, shared by every Stylizer in the process. A name ending in .pt
+    is a model file trained by `streamstyle train`."""
+    if name.endswith(".pt"):
+        if not Path(name).is_file():
+            raise InputError(f"model file not found: {name}")
+        return TrainedModel(runtime, Path(name))
+    if name not in STYLE_MODELS:
+        available = ", ".join(STYLE_MODELS)
+        raise StyleSpecError(f"unknown model {name!r}; use {available} or a .pt file from streamstyle train")
+    return STYLE_MODELS[name](runtime)
+
+
+@functools.cache
+def load_vgg19(runtime: Runtime) -> VGG19Features:
+    return _load(VGG19Features(), weights.VGG19, weights.convert_vgg19, runtime)
+
+
+def default_model_for(style: Style) -> str:
+    return "dumoulin26" if isinstance(style, BuiltinStyle) else "magenta"
+
+
+class Stylizer:
+    """Stylize frames with one style: the library entry point.
+
+    >>> stylizer = Stylizer("starry_night.jpg")          # arbitrary style, any painting
+    >>> stylizer = Stylizer("3:0.5,12:0.5", strength=0.8)  # a blend of two built-in styles
+    >>> out = stylizer(frames)                             # [B,H,W,3] or [H,W,3] uint8 RGB in and out
+    """
+
+    def __init__(
+        self,
+        style: str | int | Path | Style,
+        model: str | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        device: str = "auto",
+        precision: str = "auto",
+        channels_last: bool | None = None,
+        compiled: bool = False,
+    ):
+        self.style = parse_style(style)
+        check_strength(strength)
+        self.strength = strength
+        self.preserve_color = preserve_color
+        self.runtime = resolve_runtime(device, precision, channels_last, compiled)
+        self.model = load_style_model(model or default_model_for(self.style), self.runtime)
+        # Fail now, not on the first frame, when the style does not suit the model.
+        self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
+
+    def stylize_tensor(self, content: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """[B,3,H,W] float in [0,1] on the runtime's device → the same, stylized. For video, pass the
+        `content_reference` of the first frames so every frame gets the same style input."""
+        return self.model.stylize(content, self.style, self.strength, self.preserve_color, reference)
+
+    def content_reference(self, content: torch.Tensor) -> torch.Tensor | None:
+        return self.model.content_reference(content, self.strength)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        single = frames.ndim == 3
+        batch = frames[None] if single else frames
+        output = tensor_to_frames(self.stylize_tensor(frames_to_tensor(batch, self.runtime.device)))
+        return output[0] if single else output
