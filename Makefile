@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: venv system-deps demo test bench docs clean
+.PHONY: venv system-deps demo test test-quick bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -32,9 +32,22 @@ system-deps:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); }
 
+# ruff, the layers (import-linter; and the import-cycle tool of ../shared, imports inside functions included, when
+# it is beside the clone), mypy, then the suite.
+CYCLES := ../shared/tools/import_cycles.py
+
 test: venv system-deps
-	$(BIN)/ruff check streamstyle tests benchmarks
+	$(BIN)/ruff check streamstyle tests benchmarks scripts
+	$(BIN)/lint-imports
+	@if [ -f $(CYCLES) ]; then $(PYTHON) $(CYCLES) streamstyle; fi
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The quick loop while developing: no slow, display, network or training tests.
+test-quick: venv
+	$(BIN)/ruff check streamstyle tests benchmarks scripts
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: venv
 	$(BIN)/python benchmarks/models.py

@@ -19,15 +19,18 @@ import dataclasses
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from streamstyle.core.errors import ConfigError, StreamstyleError
 from streamstyle.core.settings import EncoderSettings, SizeSettings, TemporalSettings
 from streamstyle.io.urls import is_file_target, is_url
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from streamstyle.processing.runtime import Runtime
     from streamstyle.processing.stylizer import Stylizer
 
@@ -104,6 +107,7 @@ SECTIONS: dict[str, type] = {
     "encoder": EncoderSettings,
     "output": OutputConfig,
 }
+SectionT = TypeVar("SectionT", bound="DataclassInstance")
 # Where the user says nothing, live jobs get cheap smoothing, and a restream a steady bitrate with no lookahead.
 _LIVE_TEMPORAL = {"mode": "ema", "smooth": 0.6}
 _KIND_DEFAULTS = {
@@ -148,7 +152,7 @@ def _convert(value: object, hint: object) -> object:
                 return tuple(value)
         elif (isinstance(value, bool) and option is bool) or (_is_int(value) and option is int):
             return value
-        elif option is float and (_is_int(value) or isinstance(value, float)):
+        elif option is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         elif option is str and (isinstance(value, str) or _is_int(value)):
             return str(value)  # style = 7, input = 0: numbers that name things
@@ -175,8 +179,8 @@ def _size(value: object) -> tuple[int, int]:
     return width, height
 
 
-def _section(name: str, values: dict, defaults: dict, origin: str) -> object:
-    cls = SECTIONS[name]
+def _section(cls: type[SectionT], values: dict, defaults: dict, origin: str) -> SectionT:
+    name = next(key for key, section in SECTIONS.items() if section is cls)
     hints = typing.get_type_hints(cls)
     allowed = [field.name for field in dataclasses.fields(cls)]
     converted = dict(defaults)
@@ -206,8 +210,8 @@ def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = N
             raise ConfigError(f"{origin}: unknown section [{name}]; allowed: {', '.join(SECTIONS)}")
         if not isinstance(values, dict):
             raise ConfigError(f"{origin}: {name} must be a [{name}] table")
-    source = _section("source", sections.get("source", {}), {}, origin)
-    output = _section("output", sections.get("output", {}), {}, origin)
+    source = _section(SourceConfig, sections.get("source", {}), {}, origin)
+    output = _section(OutputConfig, sections.get("output", {}), {}, origin)
     if not output.targets:
         raise ConfigError(f'{origin}: [output] needs targets, e.g. targets = ["out.mp4"]')
     kind = kind or job_kind(source, output.targets)
@@ -215,10 +219,12 @@ def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = N
         raise ConfigError(f"{origin}: [output] the window cannot be combined with other targets (record with r)")
     if kind == "file" and len(output.targets) > 1:
         raise ConfigError(f"{origin}: [output] a file job writes one file; for several outputs stream it live")
-    built = {"kind": kind, "source": source, "output": output}
-    for name in ("style", "runtime", "size", "temporal", "encoder"):
-        built[name] = _section(name, sections.get(name, {}), _KIND_DEFAULTS[kind].get(name, {}), origin)
-    return PipelineConfig(**built)
+    def section(cls: type[SectionT], name: str) -> SectionT:
+        return _section(cls, sections.get(name, {}), _KIND_DEFAULTS[kind].get(name, {}), origin)
+
+    return PipelineConfig(kind, source, section(StyleConfig, "style"), section(RuntimeConfig, "runtime"),
+                          section(SizeSettings, "size"), section(TemporalSettings, "temporal"),
+                          section(EncoderSettings, "encoder"), output)  # fmt: skip
 
 
 def apply_override(sections: dict[str, dict], assignment: str, origin: str = "--set") -> None:
@@ -234,7 +240,7 @@ def apply_override(sections: dict[str, dict], assignment: str, origin: str = "--
     sections.setdefault(name, {})[key] = value
 
 
-def load_pipeline(path: str | Path, overrides: list[str] = ()) -> PipelineConfig:
+def load_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConfig:
     """Read a pipeline file and apply `section.key=value` overrides to it."""
     path = Path(path)
     try:

@@ -50,7 +50,8 @@ def run_window_job(config: PipelineConfig, say: Say) -> WebcamReport:
         raise OutputError(f"the folder for snapshots and recordings does not exist: {save_dir}")
     source = config.source
     live = live_input(source.input, source.format, source.size, source.fps)
-    deck = StyleDeck(config.style.stylizer(config.runtime), paintings_in(config.style.style_dir))
+    style_dir = Path(config.style.style_dir) if config.style.style_dir else None
+    deck = StyleDeck(config.style.stylizer(config.runtime), paintings_in(style_dir))
     sizes = live_sizes(config, deck.first)
     # A camera that disappears is retried a few times, then the window closes.
     window = WebcamWindow(

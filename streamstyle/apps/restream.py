@@ -117,7 +117,7 @@ class Output(Sink[AudioChunk]):
             self._writer.write(frame)
             skipped = self._writer.audio_skipped
             self._audio.write_into(self._writer)
-            if repeated:
+            if repeated and frame.pts is not None:  # a repeat is stamped when it is made
                 self._writer.fill_silence(frame.pts)
             if self._writer.audio_skipped and not skipped:
                 self.notify(f"{self.target}: the input's audio changed rate or channels; left out until this "

@@ -96,8 +96,7 @@ class WebcamWindow(Sink[AudioChunk]):
 
     def close(self) -> None:
         """Finish the recording, if one is running."""
-        if self._recorder is not None:
-            self._stop_recording()
+        self._stop_recording()
 
     def _record(self, frame: Frame) -> None:
         """Opens, feeds and closes the recording in the sink's thread, as the keys ask."""
@@ -118,6 +117,8 @@ class WebcamWindow(Sink[AudioChunk]):
 
     def _stop_recording(self) -> None:
         recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return
         recorder.close()
         self.notify(f"saved {recorder.target} ({recorder.frames} frames)")
 

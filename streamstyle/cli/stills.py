@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -12,8 +13,14 @@ from rich.table import Table
 from streamstyle.apps.config import RuntimeConfig, StyleConfig
 from streamstyle.cli.options import given, runtime_options, style_options
 from streamstyle.cli.progress import console, loss_progress
-from streamstyle.core.errors import StreamstyleError, StyleSpecError
+from streamstyle.core.errors import StreamstyleError
 from streamstyle.core.settings import DEFAULT_MAX_SIZE, OPTIMIZE_MAX_SIZE, OptimizeSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from streamstyle.apps.stills import StillResult
+    from streamstyle.offline.optimize import Losses
 
 
 @click.command()
@@ -52,43 +59,40 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
     from streamstyle.apps.stills import plan_outputs, stylize_images
 
     plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
-    if method == "optimize":
-        settings = OptimizeSettings(steps, optimizer, content_weight, style_weight, tv_weight, init, scales)
-        paint = _optimizing_painter(StyleConfig(**style), RuntimeConfig(**runtime), settings, save_every, quiet)
-        max_size = OPTIMIZE_MAX_SIZE if max_size is None else max_size
-    else:
-        paint = StyleConfig(**style).stylizer(RuntimeConfig(**runtime))
-        max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
 
-    def report(result) -> None:
+    def report(result: StillResult) -> None:
         if not quiet:
             width, height = result.size
             console.print(f"{result.output}  {width}x{height}  {result.seconds:.1f} s")
 
-    stylize_images(source, output, paint, max_size or None, "." + suffix, report)
-    if not quiet and method == "feedforward":
-        console.print(f"[dim]{paint.model.name}, {paint.style.label}, {paint.runtime.describe()}[/dim]")
+    if method == "optimize":
+        settings = OptimizeSettings(steps, optimizer, content_weight, style_weight, tv_weight, init, scales)
+        paint = _optimizing_painter(StyleConfig(**style), RuntimeConfig(**runtime), settings, save_every, quiet)
+        max_size = OPTIMIZE_MAX_SIZE if max_size is None else max_size
+        stylize_images(source, output, paint, max_size or None, "." + suffix, report)
+        return
+    stylizer = StyleConfig(**style).stylizer(RuntimeConfig(**runtime))
+    max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
+    stylize_images(source, output, stylizer, max_size or None, "." + suffix, report)
+    if not quiet:
+        console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
 
 
 def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: OptimizeSettings,
-                        save_every: int | None, quiet: bool) -> Callable:  # fmt: skip
+                        save_every: int | None, quiet: bool) -> Callable[[np.ndarray, Path], np.ndarray]:  # fmt: skip
     """paint(image, output_path) by optimisation, with a progress bar that shows the losses."""
-    from streamstyle.io.images import read_image, write_image
-    from streamstyle.offline.optimize import optimize_image
-    from streamstyle.processing.styles import ImageStyle, parse_style
+    from streamstyle.io.images import write_image
+    from streamstyle.offline.optimize import optimize_image, style_paintings
     from streamstyle.processing.stylizer import load_vgg19
 
-    spec = parse_style(style.style)
-    if not isinstance(spec, ImageStyle):
-        raise StyleSpecError("--method optimize takes painting files as --style (a.jpg, or a.jpg:0.7,b.jpg:0.3)")
-    paintings = [(read_image(path), weight) for path, weight in zip(spec.paths, spec.weights, strict=True)]
+    paintings = style_paintings(style.style)
     vgg = load_vgg19(runtime.resolve())
 
-    def paint(image, output_path: Path):
+    def paint(image: np.ndarray, output_path: Path) -> np.ndarray:
         with loss_progress(disable=quiet, transient=True) as progress:
             task = progress.add_task(output_path.name, total=settings.steps * settings.scales, loss="-")
 
-            def on_step(scale: int, step: int, losses, render) -> None:
+            def on_step(scale: int, step: int, losses: Losses, render: Callable[[], np.ndarray]) -> None:
                 progress.update(task, completed=scale * settings.steps + step, loss=str(losses),
                                 description=f"{output_path.name} scale {scale + 1}/{settings.scales}")  # fmt: skip
                 if save_every and step % save_every == 0:

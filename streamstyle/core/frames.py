@@ -35,7 +35,8 @@ class Frame:
     duration: int
     time_base: Fraction
     motion: Motion | None = None
-    original: np.ndarray | None = None  # the input as decoded, kept when stages replace `image`
+    # The input as decoded, kept when stages replace `image`; __post_init__ makes it `image` when not given.
+    original: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self):
         if self.original is None:
