@@ -76,7 +76,8 @@ def main() -> None:
             list(stage(iter(items)))
             model_fps.append(frames / (time.perf_counter() - start))
             temporal = TemporalSettings(args.temporal)
-            report = stylize_file(clip, Path(folder) / "out.mp4", stylizer, batch, SizeSettings(), encoder, temporal)
+            report = stylize_file(clip, Path(folder) / "out.mp4", stylizer, batch_size=batch, encoder=encoder,
+                                  temporal=temporal)
             file_fps.append(report.fps)
     model, file = statistics.median(model_fps), statistics.median(file_fps)
     print(f"clip {args.clip.name} at {args.size}, {frames} frames, style {args.style}, {stylizer.runtime.describe()}, "

@@ -40,6 +40,7 @@ def stylize_file(
     source: str | os.PathLike,
     output: str | os.PathLike,
     stylizer: Stylizer,
+    *,
     batch_size: int | None = None,
     sizes: SizeSettings | None = None,
     encoder: EncoderSettings | None = None,

@@ -16,7 +16,7 @@ from streamstyle.apps.file_job import FileReport, stylize_file
 from streamstyle.apps.keys import key_help
 from streamstyle.apps.restream import Restream, StreamStats, write_stats_json
 from streamstyle.apps.style_deck import StyleDeck, paintings_in
-from streamstyle.apps.window import WebcamReport, WebcamWindow
+from streamstyle.apps.window import LiveWindow, WindowReport
 from streamstyle.core.errors import OutputError
 from streamstyle.core.settings import SizeSettings
 from streamstyle.io.live_source import LiveSource, Reconnect, live_input
@@ -31,8 +31,9 @@ def run_file_job(config: PipelineConfig, on_progress: Callable[[int, int | None]
                  ) -> tuple[FileReport, Stylizer]:  # fmt: skip
     source, output = check_paths(config.source.input, config.output.targets[0])
     stylizer = config.style.stylizer(config.runtime)
-    report = stylize_file(source, output, stylizer, config.runtime.batch_size, config.size, config.encoder,
-                          config.temporal, on_progress, config.output.audio)  # fmt: skip
+    report = stylize_file(source, output, stylizer, batch_size=config.runtime.batch_size, sizes=config.size,
+                          encoder=config.encoder, temporal=config.temporal, on_progress=on_progress,
+                          audio=config.output.audio)  # fmt: skip
     return report, stylizer
 
 
@@ -43,7 +44,7 @@ def live_sizes(config: PipelineConfig, stylizer: Stylizer) -> SizeSettings:
     return dataclasses.replace(config.size, max_size=stylizer.runtime.live_max_size)
 
 
-def run_window_job(config: PipelineConfig, say: Say) -> WebcamReport:
+def run_window_job(config: PipelineConfig, say: Say) -> WindowReport:
     screen_size()  # no display: say so now, before OpenCV aborts the process
     save_dir = Path(config.output.save_dir)
     if not save_dir.is_dir():
@@ -54,10 +55,10 @@ def run_window_job(config: PipelineConfig, say: Say) -> WebcamReport:
     deck = StyleDeck(config.style.stylizer(config.runtime), paintings_in(style_dir))
     sizes = live_sizes(config, deck.first)
     # A camera that disappears is retried a few times, then the window closes.
-    window = WebcamWindow(
-        LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, sizes, config.temporal,
-        save_dir, beside_model(config.encoder, deck.first.runtime), config.output.overlay, config.output.audio,
-        notify=say,
+    window = LiveWindow(
+        LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, sizes=sizes,
+        temporal=config.temporal, save_dir=save_dir, encoder=beside_model(config.encoder, deck.first.runtime),
+        overlay=config.output.overlay, audio=config.output.audio, notify=say,
     )  # fmt: skip
     say(f"{live.label} → {deck.label}, model at {sizes.max_size} px, {deck.first.runtime.describe()}")
     say("keys:\n" + key_help())

@@ -41,7 +41,7 @@ _SCREEN_SHARE = 0.9
 
 
 @dataclass
-class WebcamReport:
+class WindowReport:
     shown: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)  # capture to display, per shown frame
@@ -56,11 +56,11 @@ class WebcamReport:
         return line + f"; dropped {self.dropped} stale frames; reconnects {self.reconnects}"
 
 
-class WebcamWindow(Sink[AudioChunk]):
+class LiveWindow(Sink[AudioChunk]):
     """The live preview: runs the chain beside OpenCV's window loop and answers the keys. It is its chain's sink:
     each frame goes to the window's thread and, while recording, to the recording."""
 
-    def __init__(self, source: LiveSource, deck: StyleDeck, sizes: SizeSettings, temporal: TemporalSettings,
+    def __init__(self, source: LiveSource, deck: StyleDeck, *, sizes: SizeSettings, temporal: TemporalSettings,
                  save_dir: Path, encoder: EncoderSettings, overlay: bool = True, audio: bool = True,
                  notify: Callable[[str], None] = print) -> None:  # fmt: skip
         self.source = source
@@ -74,7 +74,7 @@ class WebcamWindow(Sink[AudioChunk]):
         self.smoothing = temporal.mode != "off"
         self.split = False
         self.recording = False
-        self.report = WebcamReport()
+        self.report = WindowReport()
         self._results = NewestSlot()
         self._recorder: LiveWriter | None = None
         # The source's audio, for recordings: it comes ahead of the pictures, so a little is kept while idle.
@@ -132,7 +132,7 @@ class WebcamWindow(Sink[AudioChunk]):
         except BaseException as error:  # re-raised in the window's thread
             self._errors.append(error)
 
-    def run(self) -> WebcamReport:
+    def run(self) -> WindowReport:
         width, height = screen_size()
         self._screen = int(width * _SCREEN_SHARE), int(height * _SCREEN_SHARE)
         self.source.notify = self.notify

@@ -13,8 +13,8 @@ from streamstyle.cli.options import (
     LIVE_MAX_SIZE_HELP,
     audio_option,
     encoder_options,
-    given,
     live_source_options,
+    options_given,
     parse_bitrate,
     style_options,
     temporal_options,
@@ -45,11 +45,11 @@ def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int
     sections = {
         "source": {"input": str(source)},
         "style": style,
-        "runtime": runtime | given(batch_size=batch_size),
-        "size": given(max_size=max_size, scale=scale, output_size=output_size),
-        "encoder": given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
-        "temporal": given(mode=temporal, smooth=smooth),
-        "output": {"targets": [str(output)]} | given(audio=audio),
+        "runtime": runtime | options_given(batch_size=batch_size),
+        "size": options_given(max_size=max_size, scale=scale, output_size=output_size),
+        "encoder": options_given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
+        "temporal": options_given(mode=temporal, smooth=smooth),
+        "output": {"targets": [str(output)]} | options_given(audio=audio),
     }
     execute(pipeline_config(sections, "command line"), quiet)
 
@@ -70,13 +70,14 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
            audio: bool | None) -> None:  # fmt: skip
     """A live window with the stylized camera (or any video source), and keys to change the style."""
     sections = {
-        "source": given(input=source or camera, format=source_format, size=camera_size, fps=camera_fps),
-        "style": style | given(style_dir=str(style_dir) if style_dir else None),
+        "source": options_given(input=source or camera, format=source_format, size=camera_size, fps=camera_fps),
+        "style": style | options_given(style_dir=str(style_dir) if style_dir else None),
         "runtime": runtime,
-        "size": given(max_size=max_size),
-        "temporal": given(mode=temporal, smooth=smooth),
-        "output": {"targets": [WINDOW]}
-        | given(save_dir=str(save_dir) if save_dir else None, overlay=False if no_overlay else None, audio=audio),
+        "size": options_given(max_size=max_size),
+        "temporal": options_given(mode=temporal, smooth=smooth),
+        "output": {"targets": [WINDOW]} | options_given(
+            save_dir=str(save_dir) if save_dir else None, overlay=False if no_overlay else None, audio=audio
+        ),
     }
     execute(pipeline_config(sections, "command line"))
 
@@ -112,14 +113,14 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
     if not targets:
         raise click.UsageError("give at least one output: streamstyle stream IN_URL OUT_URL [--out MORE]")
     sections = {
-        "source": given(input=source_url, format=source_format, read_timeout=read_timeout),
+        "source": options_given(input=source_url, format=source_format, read_timeout=read_timeout),
         "style": style,
         "runtime": runtime,
-        "size": given(max_size=max_size, output_size=output_size),
-        "temporal": given(mode=temporal, smooth=smooth),
-        "encoder": given(codec=codec, preset=preset, bitrate=parse_bitrate(bitrate)),
+        "size": options_given(max_size=max_size, output_size=output_size),
+        "temporal": options_given(mode=temporal, smooth=smooth),
+        "encoder": options_given(codec=codec, preset=preset, bitrate=parse_bitrate(bitrate)),
         "output": {"targets": targets}
-        | given(keyframe_seconds=gop, audio=audio, stats_json=str(stats_json) if stats_json else None),
+        | options_given(keyframe_seconds=gop, audio=audio, stats_json=str(stats_json) if stats_json else None),
     }
     execute(pipeline_config(sections, "command line", kind="stream"))
 

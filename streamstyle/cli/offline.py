@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from streamstyle.apps.config import RuntimeConfig, StyleConfig
-from streamstyle.cli.options import given, runtime_options
+from streamstyle.cli.options import options_given, runtime_options
 from streamstyle.cli.progress import console, loss_progress
-from streamstyle.core.errors import OutputError, StyleSpecError
+from streamstyle.core.errors import ConfigError, InputError, OutputError
 from streamstyle.core.settings import TemporalSettings, TrainSettings
 
 
@@ -39,7 +39,7 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
     unknown = [name for name in names if name not in SIZES]
     if unknown or not names:
         raise click.BadParameter(f"unknown size {', '.join(unknown)}; use {', '.join(SIZES)}", param_hint="--sizes")
-    runtime = RuntimeConfig(**given(device=device, precision=precision, compile=compile_model))
+    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model))
     stylizer = StyleConfig(style=style).stylizer(runtime)
     table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}, "
                         f"--temporal {temporal}")  # fmt: skip
@@ -99,12 +99,12 @@ def train(style_path: Path, content: Path, output: Path, steps: int, batch_size:
     settings = TrainSettings(steps, batch_size, image_size, learning_rate, content_weight, style_weight, tv_weight,
                              checkpoint_every, temporal_weight=temporal_weight)  # fmt: skip
     if not style_path.is_file():
-        raise StyleSpecError(f"style image not found: {style_path}")
+        raise InputError(f"style image not found: {style_path}")
     if compile_model:
-        raise StyleSpecError("--compile speeds up running a model, not training it; leave it out here")
+        raise ConfigError("--compile speeds up running a model, not training it; leave it out here")
     if not output.parent.is_dir():
         raise OutputError(f"output folder does not exist: {output.parent}")
-    runtime = RuntimeConfig(**given(device=device, precision=precision)).resolve()
+    runtime = RuntimeConfig(**options_given(device=device, precision=precision)).resolve()
     picture = fit_within(read_image(sample), 512) if sample else None
     with loss_progress() as progress:
         task = progress.add_task(f"training {output.name}", total=steps, loss="-")

@@ -26,7 +26,7 @@ def runtime_options(command):
     )(command)
 
 
-def given(**values) -> dict:
+def options_given(**values) -> dict:
     """The options the user gave (click passes None for the others), as one section of a pipeline config."""
     return {key: value for key, value in values.items() if value is not None and value != ()}
 
@@ -37,8 +37,9 @@ def style_options(command):
 
     @functools.wraps(command)
     def with_sections(*args, style, model, strength, preserve_color, device, precision, compile_model, **kwargs):
-        style_section = given(style=style, model=model, strength=strength, preserve_color=preserve_color or None)
-        runtime = given(device=device, precision=precision, compile=compile_model or None)
+        style_section = options_given(style=style, model=model, strength=strength,
+                                      preserve_color=preserve_color or None)  # fmt: skip
+        runtime = options_given(device=device, precision=precision, compile=compile_model or None)
         return command(*args, style=style_section, runtime=runtime, **kwargs)
 
     options = [

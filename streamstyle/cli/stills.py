@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamstyle.apps.config import RuntimeConfig, StyleConfig
-from streamstyle.cli.options import given, runtime_options, style_options
+from streamstyle.cli.options import options_given, runtime_options, style_options
 from streamstyle.cli.progress import console, loss_progress
 from streamstyle.core.errors import StreamstyleError
 from streamstyle.core.settings import DEFAULT_MAX_SIZE, OPTIMIZE_MAX_SIZE, OptimizeSettings
@@ -128,7 +128,7 @@ def styles(photo: Path | None, output: Path, tile: int, device: str | None, prec
         return
     from streamstyle.apps.stills import write_style_sheet
 
-    runtime = RuntimeConfig(**given(device=device, precision=precision, compile=compile_model)).resolve()
+    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model)).resolve()
     written = write_style_sheet(photo, output, runtime, tile)
     console.print(f"wrote {written}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamstyle.core.errors import StyleSpecError
+from streamstyle.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,9 @@ class TemporalSettings:
 
     def __post_init__(self):
         if self.mode not in TEMPORAL_MODES:
-            raise StyleSpecError(f"unknown temporal mode {self.mode!r}; use one of {', '.join(TEMPORAL_MODES)}")
+            raise ConfigError(f"unknown temporal mode {self.mode!r}; use one of {', '.join(TEMPORAL_MODES)}")
         if not 0.0 <= self.smooth <= 1.0:
-            raise StyleSpecError(f"--smooth must be between 0 and 1, got {self.smooth}")
+            raise ConfigError(f"--smooth must be between 0 and 1, got {self.smooth}")
 
 
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31}
@@ -91,7 +91,7 @@ class TrainSettings:
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.image_size < 32:
-            raise StyleSpecError("--steps and --batch-size must be at least 1, --image-size at least 32")
+            raise ConfigError("--steps and --batch-size must be at least 1, --image-size at least 32")
 
 
 OPTIMIZE_MAX_SIZE = 512  # minutes on a CPU at this size; the default for stills by optimisation
@@ -116,11 +116,11 @@ class OptimizeSettings:
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
-            raise StyleSpecError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         if self.init not in INITS:
-            raise StyleSpecError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
+            raise ConfigError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
         if self.steps < 1 or self.scales < 1:
-            raise StyleSpecError("--steps and --scales must be at least 1")
+            raise ConfigError("--steps and --scales must be at least 1")
 
 
 DEFAULT_MAX_SIZE = 1024
