@@ -17,7 +17,7 @@ from streamstyle.core.settings import EncoderSettings, SizeSettings, TemporalSet
 from streamstyle.io.media import open_video
 from streamstyle.io.video_file import FileSink, FileSource, check_paths
 from streamstyle.processing.chain import Chain
-from streamstyle.processing.runtime import beside_model
+from streamstyle.processing.runtime import share_cores_with_model
 from streamstyle.processing.stages import chain_stages
 from streamstyle.processing.stylizer import Stylizer
 
@@ -55,7 +55,7 @@ def stylize_file(
     sizes = sizes or SizeSettings()
     encoder = encoder or EncoderSettings()
     temporal = temporal or TemporalSettings()
-    encoder = beside_model(encoder, stylizer.runtime)
+    encoder = share_cores_with_model(encoder, stylizer.runtime)
     with open_video(source) as container, FileSink(output, container, encoder, audio) as sink:
         file_source = FileSource(container, sink.reencode, threads=encoder.threads, audio=audio)
         stages = chain_stages(lambda: stylizer, sizes, temporal, live=False,

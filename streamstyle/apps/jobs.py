@@ -21,7 +21,7 @@ from streamstyle.core.errors import OutputError
 from streamstyle.core.settings import SizeSettings
 from streamstyle.io.live_source import LiveSource, Reconnect, live_input
 from streamstyle.io.video_file import check_paths
-from streamstyle.processing.runtime import beside_model
+from streamstyle.processing.runtime import share_cores_with_model
 from streamstyle.processing.stylizer import Stylizer
 
 Say = Callable[[str], None]
@@ -57,7 +57,7 @@ def run_window_job(config: PipelineConfig, say: Say) -> WindowReport:
     # A camera that disappears is retried a few times, then the window closes.
     window = LiveWindow(
         LiveSource(live, Reconnect(attempts=3, first_delay=0.5, max_delay=2.0)), deck, sizes=sizes,
-        temporal=config.temporal, save_dir=save_dir, encoder=beside_model(config.encoder, deck.first.runtime),
+        temporal=config.temporal, save_dir=save_dir, encoder=share_cores_with_model(config.encoder, deck.first.runtime),
         overlay=config.output.overlay, audio=config.output.audio, notify=say,
     )  # fmt: skip
     say(f"{live.label} → {deck.label}, model at {sizes.max_size} px, {deck.first.runtime.describe()}")
@@ -76,7 +76,7 @@ def run_stream_job(config: PipelineConfig, say: Say, on_stats: Callable[[StreamS
     sizes = live_sizes(config, stylizer)
     source = LiveSource(live, Reconnect(attempts=None, max_delay=5.0), notify=say)  # it may come back any time
     targets = list(config.output.targets)
-    encoder = beside_model(config.encoder, stylizer.runtime)
+    encoder = share_cores_with_model(config.encoder, stylizer.runtime)
     restream = Restream(source, stylizer, targets, sizes, config.temporal, encoder, config.output.keyframe_seconds,
                         notify=say, audio=config.output.audio)  # fmt: skip
     stats_json = Path(config.output.stats_json) if config.output.stats_json else None

@@ -56,7 +56,7 @@ class Output(Sink[AudioChunk]):
         self.reconnects = 0
         self.failed = False  # a file output that could not be written: it stays stopped
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
-        self._slot = NewestSlot()
+        self._slot: NewestSlot[Frame] = NewestSlot()
         self._audio = AudioBacklog()
         self._stop = threading.Event()
         self._writer: LiveWriter | None = None

@@ -75,7 +75,7 @@ class LiveWindow(Sink[AudioChunk]):
         self.split = False
         self.recording = False
         self.report = WindowReport()
-        self._results = NewestSlot()
+        self._results: NewestSlot[Frame] = NewestSlot()
         self._recorder: LiveWriter | None = None
         # The source's audio, for recordings: it comes ahead of the pictures, so a little is kept while idle.
         self._audio = AudioBacklog()

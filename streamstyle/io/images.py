@@ -52,6 +52,6 @@ def fit_within(image: np.ndarray, max_size: int | None) -> np.ndarray:
         return image
     scale = max_size / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
 
 

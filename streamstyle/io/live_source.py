@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import av
@@ -110,7 +111,6 @@ class LiveSource:
         self.epoch = time.monotonic()
         self.frames = 0
         self.reconnects = 0
-        self.corrupt_packets = 0
         self.rate = 30.0  # the source's frame rate once open, where it says
         # Set on_audio to receive the source's first audio track; audio_format says what it is, once open.
         self.on_audio: Callable[[AudioChunk], None] | None = None
@@ -118,6 +118,7 @@ class LiveSource:
 
     def capture_time(self, frame: Frame) -> float:
         """The time.monotonic() at which the frame was captured."""
+        assert frame.pts is not None, "live frames carry their capture time"
         return self.epoch + float(frame.pts * frame.time_base)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -181,16 +182,18 @@ class LiveSource:
         pace_origin: float | None = None
         for packet in container.demux(video, audio) if audio else container.demux(video):
             try:
-                decoded = packet.decode()
+                # Only the video stream and the audio one are demuxed: no subtitles come out.
+                decoded = cast("list[av.VideoFrame | av.AudioFrame]", packet.decode())
             except av.error.InvalidDataError:
-                self.corrupt_packets += 1  # a damaged packet on the wire: skip it, the stream goes on
-                continue
+                continue  # a damaged packet on the wire: skip it, the stream goes on
             for frame in decoded:
-                timed = frame.pts is not None and frame.time_base
-                source_ms = float(frame.pts * frame.time_base) * 1000 if timed else None
-                if packet.stream is audio:
+                source_ms = (
+                    float(frame.pts * frame.time_base) * 1000 if frame.pts is not None and frame.time_base else None
+                )
+                if isinstance(frame, av.AudioFrame):  # from the audio stream
                     if source_ms is not None and frame.samples:
                         for chunk in clock.audio(frame, source_ms):
+                            assert self.on_audio is not None, "audio is demuxed only for an on_audio"
                             self.on_audio(chunk)
                     continue
                 now = time.monotonic()
@@ -202,6 +205,7 @@ class LiveSource:
                 capture_ms = (now - self.epoch) * 1000
                 if source_ms is not None:
                     for chunk in clock.picture(capture_ms, source_ms):
+                        assert self.on_audio is not None, "audio is demuxed only for an on_audio"
                         self.on_audio(chunk)
                 image = upright_rgb(frame)
                 yield Frame(self.frames, image, round(capture_ms), 0, CAPTURE_TIME_BASE)
@@ -234,6 +238,7 @@ class SourceClock:
         return [self._chunk(frame, source_ms)]
 
     def _chunk(self, frame: av.AudioFrame, source_ms: float) -> AudioChunk:
+        assert self.offset_ms is not None, "audio waits for the first picture"
         return AudioChunk.of(frame, source_ms + self.offset_ms)
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
+from av.audio.stream import AudioStream
+from av.video.stream import VideoStream
 
 from streamstyle.core.errors import OutputError
 from streamstyle.core.files import AtomicFile
@@ -49,8 +52,8 @@ class LiveWriter(Sink[AudioChunk]):
         self.frames = 0
         self.audio_skipped = 0  # chunks of another rate or layout than the track's (the source changed)
         self._container: av.container.OutputContainer | None = None
-        self._stream = None
-        self._audio_stream = None
+        self._stream: VideoStream | None = None
+        self._audio_stream: AudioStream | None = None
         self._last_audio: AudioChunk | None = None  # the kind of audio this track takes, and silence's template
         self._next_audio_pts = 0
         self._first_pts: int | None = None
@@ -58,19 +61,23 @@ class LiveWriter(Sink[AudioChunk]):
 
     def _open(self, height: int, width: int) -> None:
         try:
-            options = _INTERLEAVING | _MUXER_OPTIONS.get(self.format, {})
+            options = _INTERLEAVING | (_MUXER_OPTIONS.get(self.format, {}) if self.format else {})
             target = str(self.file.partial) if self.file else self.target
             container = av.open(target, "w", format=self.format, options=options)
         except (av.error.FFmpegError, OSError, ValueError) as error:
             raise OutputError(f"cannot write {self.target}: {describe_error(error)}") from None
         try:
-            stream = container.add_stream(self.encoder.codec, rate=Fraction(self.rate).limit_denominator(1001))
+            # The stubs cannot tell a video codec from a name given at run time; encoder.codec names one.
+            stream = cast(
+                VideoStream,
+                container.add_stream(self.encoder.codec, rate=Fraction(self.rate).limit_denominator(1001)),
+            )
         except (av.error.FFmpegError, ValueError) as error:
             container.close()
             raise OutputError(f"video codec {self.encoder.codec!r} is not available: {error}") from None
         stream.width, stream.height, stream.pix_fmt = width, height, self.encoder.pix_fmt
         stream.time_base = stream.codec_context.time_base = CAPTURE_TIME_BASE
-        stream.options = self.encoder.options()
+        stream.codec_context.options = self.encoder.options()
         stream.codec_context.thread_count = self.encoder.threads
         stream.codec_context.color_range = 1  # limited, what players expect of video
         if self.audio:
@@ -84,17 +91,20 @@ class LiveWriter(Sink[AudioChunk]):
         self._container, self._stream = container, stream
 
     def write(self, frame: Frame) -> None:
+        assert frame.pts is not None, "live frames carry their capture time"
         height, width = frame.image.shape[:2]
         if self._container is None:
             self._open(*encodable_shape(height, width, self.encoder.pix_fmt))
-        image = frame.image[: self._stream.height, : self._stream.width]
+        stream = self._stream
+        assert stream is not None and stream.pix_fmt is not None, "set in _open"
+        image = frame.image[: stream.height, : stream.width]
         if self._first_pts is None:
             self._first_pts = frame.pts
         # Two frames captured within the same millisecond still need rising timestamps.
         pts = max(frame.pts - self._first_pts, self._last_pts + 1)
-        picture = encodable_picture(image, self._stream.pix_fmt, None, 1)
+        picture = encodable_picture(image, stream.pix_fmt, None, 1)
         picture.pts, picture.time_base = pts, CAPTURE_TIME_BASE
-        self._mux(self._stream.encode(picture))
+        self._mux(stream.encode(picture))
         self._last_pts = pts
         self.frames += 1
 
@@ -104,6 +114,7 @@ class LiveWriter(Sink[AudioChunk]):
         sound began later) is filled with silence."""
         if self._audio_stream is None or self._first_pts is None:
             return
+        assert self.audio is not None, "the track is opened only for it"
         known = self._last_audio or chunk
         if chunk.kind != known.kind or chunk.rate != self.audio.rate:
             self.audio_skipped += 1
@@ -127,6 +138,7 @@ class LiveWriter(Sink[AudioChunk]):
         their audio clock running, and the muxer need not hold the pictures back waiting for sound."""
         if self._last_audio is None:
             return
+        assert self._first_pts is not None, "audio is written only after the first picture"
         rate = self._last_audio.rate
         missing = round((until_ms - self._first_pts) * rate / 1000) - self._next_audio_pts
         if missing > 0:
@@ -134,15 +146,18 @@ class LiveWriter(Sink[AudioChunk]):
 
     def _audio_ms(self, pts: int, rate: int) -> float:
         """The capture-clock time of audio sample `pts` of this output."""
+        assert self._first_pts is not None, "audio is written only after the first picture"
         return self._first_pts + pts * 1000 / rate
 
     def _encode_audio(self, chunk: AudioChunk) -> None:
         """Encode a chunk that starts where the track has got to."""
+        assert self._audio_stream is not None, "chunks come only once the track is open"
         self._mux(self._audio_stream.encode(chunk.frame(self._next_audio_pts)))
         self._next_audio_pts += chunk.length
         self._last_audio = chunk
 
     def _mux(self, packets: list[av.Packet]) -> None:
+        assert self._container is not None, "packets come only while open"
         try:
             self._container.mux(packets)
         except (av.error.FFmpegError, OSError) as error:
@@ -152,6 +167,7 @@ class LiveWriter(Sink[AudioChunk]):
         """Flush the encoder and finish the file (renamed into place) or the stream."""
         if self._container is None:
             return
+        assert self._stream is not None, "opened with the container"
         try:
             self._mux(self._stream.encode(None))
             if self._audio_stream is not None:

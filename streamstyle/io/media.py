@@ -41,9 +41,18 @@ def open_video(path: str | os.PathLike) -> av.container.InputContainer:
     return container
 
 
+# FFmpeg's value for a colour space, primaries or transfer that the file leaves unspecified.
+_UNSPECIFIED = 2
+
+
+def is_tagged(colour: int | None) -> bool:
+    """Whether a colour space, primaries or transfer characteristic is given, rather than left to players."""
+    return colour not in (_UNSPECIFIED, None)
+
+
 def colorspace_for(tagged: int | None, height: int) -> str | int:
     """The tagged colour space, or for untagged video what players assume: BT.709 for HD, BT.601 below it."""
-    if tagged not in (2, None):  # 2: unspecified
+    if tagged is not None and is_tagged(tagged):
         return tagged
     return "itu709" if height >= 720 else "itu601"
 

@@ -8,15 +8,18 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import av
+from av.audio.stream import AudioStream
+from av.video.stream import VideoStream
 
 from streamstyle.core.errors import InputError, OutputError
 from streamstyle.core.files import AtomicFile
 from streamstyle.core.frames import AudioPacket, Frame
 from streamstyle.core.roles import Sink
 from streamstyle.core.settings import EncoderSettings
-from streamstyle.io.media import encodable_picture, encodable_shape, named_layout, upright_rgb
+from streamstyle.io.media import encodable_picture, encodable_shape, is_tagged, named_layout, upright_rgb
 
 
 class FileSource:
@@ -55,7 +58,9 @@ class FileSource:
                 pts = frame.pts if frame.pts is not None else next_pts
                 duration = frame.duration or 0
                 next_pts = None if pts is None else pts + duration
-                yield Frame(index, upright_rgb(frame), pts, duration, frame.time_base or self.video.time_base)
+                time_base = frame.time_base or self.video.time_base
+                assert time_base is not None, "a demuxed stream always has a time base"
+                yield Frame(index, upright_rgb(frame), pts, duration, time_base)
                 index += 1
 
     def _decode(self, packet: av.Packet) -> list:
@@ -96,33 +101,39 @@ class FileSink(Sink[AudioPacket]):
         if encoder.codec not in self.container.supported_codecs:
             raise OutputError(f"{self.output.suffix} files cannot hold {encoder.codec} video")
         try:
-            video = self.container.add_stream(encoder.codec, rate=in_video.average_rate or in_video.guessed_rate)
+            # The stubs cannot tell a video codec from a name given at run time; encoder.codec names one.
+            video = cast(
+                VideoStream,
+                self.container.add_stream(encoder.codec, rate=in_video.average_rate or in_video.guessed_rate),
+            )
         except (av.error.FFmpegError, ValueError) as error:
             raise OutputError(f"video codec {encoder.codec!r} is not available: {error}") from None
         video.pix_fmt = encoder.pix_fmt
         # The input's time base keeps every timestamp exact, variable frame rate included.
-        video.time_base = in_video.time_base
-        video.codec_context.time_base = in_video.time_base
-        video.options = encoder.options()
+        time_base = in_video.time_base
+        assert time_base is not None, "a demuxed stream always has a time base"
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        video.codec_context.options = encoder.options()
         video.codec_context.thread_count = encoder.threads
         context = in_video.codec_context
         self.color_range = context.color_range or 1  # 1: limited ("tv"), the norm for video
-        self.colorspace = context.colorspace if context.colorspace not in (2, None) else None
+        self.colorspace = context.colorspace if is_tagged(context.colorspace) else None
         video.codec_context.color_range = self.color_range
         for attribute in ("colorspace", "color_primaries", "color_trc"):
             value = getattr(context, attribute)
-            if value not in (2, None):
+            if is_tagged(value):
                 setattr(video.codec_context, attribute, value)
         video.metadata.update({k: v for k, v in in_video.metadata.items() if k in ("language", "title")})
         self.video = video
-        self.audio: dict[int, av.stream.Stream] = {}
+        self.audio: dict[int, AudioStream] = {}
         self.reencode: set[int] = set()
         for stream in source.streams.audio if audio else ():
             if stream.codec_context.name in self.container.supported_codecs:
                 self.audio[stream.index] = self.container.add_stream_from_template(stream)
             else:
                 codec = "aac" if "aac" in self.container.supported_codecs else self.container.default_audio_codec
-                self.audio[stream.index] = self.container.add_stream(codec, rate=stream.rate)
+                self.audio[stream.index] = cast(AudioStream, self.container.add_stream(codec, rate=stream.rate))
                 self.audio[stream.index].layout = named_layout(stream.codec_context.layout)
                 self.reencode.add(stream.index)
                 self.notes.append(
@@ -141,7 +152,7 @@ class FileSink(Sink[AudioPacket]):
             for item in early:
                 self.write_audio(item)
         image = frame.image[: self.video.height, : self.video.width]
-        picture = encodable_picture(image, self.video.pix_fmt, self.colorspace, self.color_range)
+        picture = encodable_picture(image, self._pix_fmt, self.colorspace, self.color_range)
         picture.pts = frame.pts
         picture.time_base = frame.time_base
         if frame.duration:
@@ -149,10 +160,16 @@ class FileSink(Sink[AudioPacket]):
         self._mux(self.video.encode(picture))
         self.frames += 1
 
+    @property
+    def _pix_fmt(self) -> str:
+        pix_fmt = self.video.pix_fmt
+        assert pix_fmt is not None, "set from the encoder settings in _add_streams"
+        return pix_fmt
+
     def _open_video(self, height: int, width: int) -> None:
-        self.video.height, self.video.width = encodable_shape(height, width, self.video.pix_fmt)
+        self.video.height, self.video.width = encodable_shape(height, width, self._pix_fmt)
         if (self.video.height, self.video.width) != (height, width):
-            self.notes.append(f"{self.video.pix_fmt} needs even sizes: {width}x{height} is written as "
+            self.notes.append(f"{self._pix_fmt} needs even sizes: {width}x{height} is written as "
                               f"{self.video.width}x{self.video.height}")  # fmt: skip
 
     def _mux(self, packets: av.Packet | list[av.Packet]) -> None:

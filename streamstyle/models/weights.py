@@ -125,6 +125,13 @@ def onnx_conv_parameters(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray |
     return convs
 
 
+def _biased(conv: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of a conv that has a bias."""
+    weight, bias = conv
+    assert bias is not None, "a conv without a bias: not the graph this converter was written for"
+    return weight, bias
+
+
 def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.tensor(array, dtype=torch.float32)
 
@@ -137,7 +144,7 @@ def convert_magenta_predictor(path: Path) -> StateDict:
     state: StateDict = {}
 
     def put(conv_key: str, norm_key: str, tf_weight: str) -> None:
-        weight, bias = convs[tf_weight]
+        weight, bias = _biased(convs[tf_weight])
         state[f"{conv_key}.weight"] = _tensor(weight)
         # Batch norms were folded into the conv biases; an identity BN that adds the bias reproduces them.
         eps = 1e-5
@@ -156,7 +163,7 @@ def convert_magenta_predictor(path: Path) -> StateDict:
         put(f"features.{i}.conv.1.0", f"features.{i}.conv.1.1", f"{scope}/depthwise/depthwise_weights")
         put(f"features.{i}.conv.2", f"features.{i}.conv.3", f"{scope}/project/weights")
     put("features.18.0", "features.18.1", "MobilenetV2/Conv_1/weights")
-    weight, bias = convs["mobilenet_conv/Conv/weights"]
+    weight, bias = _biased(convs["mobilenet_conv/Conv/weights"])
     state["bottleneck.weight"] = _tensor(weight[:, :, 0, 0])
     state["bottleneck.bias"] = _tensor(bias)
     return state
@@ -170,6 +177,7 @@ def convert_magenta_transformer(path: Path) -> StateDict:
         weight, bias = convs[tf_weight]
         state[f"{key}.conv.weight"] = _tensor(weight)
         if with_bias:
+            assert bias is not None, "the contracting convs have biases"
             state[f"{key}.conv.bias"] = _tensor(bias)
 
     for i in (1, 2, 3):
@@ -182,8 +190,8 @@ def convert_magenta_transformer(path: Path) -> StateDict:
     for key, i in (("upsample1", 1), ("upsample2", 2), ("output", 3)):
         put(key, f"transformer/expand/conv{i}/conv/weights")
         norm_scopes.append(f"expand/conv{i}/conv")
-    gammas = [convs[f"style_params/transformer/{s}/StyleNorm/Conv_1/weights"] for s in norm_scopes]
-    betas = [convs[f"style_params/transformer/{s}/StyleNorm/Conv/weights"] for s in norm_scopes]
+    gammas = [_biased(convs[f"style_params/transformer/{s}/StyleNorm/Conv_1/weights"]) for s in norm_scopes]
+    betas = [_biased(convs[f"style_params/transformer/{s}/StyleNorm/Conv/weights"]) for s in norm_scopes]
     assert tuple(w.shape[0] for w, _ in gammas) == MAGENTA_NORM_CHANNELS
     weights = [w[:, :, 0, 0] for w, _ in gammas + betas]
     biases = [b for _, b in gammas + betas]

@@ -56,7 +56,7 @@ def scaled_clip(source: Path, size: tuple[int, int], frames: int, path: Path) ->
         for index, frame in enumerate(reader.decode(video=0)):
             if index == frames:
                 break
-            image = cv2.resize(upright_rgb(frame), size, interpolation=cv2.INTER_AREA)
+            image: np.ndarray = cv2.resize(upright_rgb(frame), size, interpolation=cv2.INTER_AREA)
             writer.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         writer.mux(stream.encode(None))
     return path

@@ -15,8 +15,8 @@ from streamstyle.core.errors import InputError
 from streamstyle.io.media import read_frames
 from streamstyle.processing.temporal import (
     consistency_mask,
+    dis_flow,
     is_scene_cut,
-    offline_flow,
     pair_warping_error,
     resize_flow,
     to_grey,
@@ -40,13 +40,15 @@ def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -
     for (input_a, output_a), (input_b, output_b) in pairwise(zip(inputs, outputs, strict=False)):
         height, width = output_a.shape[:2]
         grey_a, grey_b = to_grey(input_a, METRIC_FLOW_SIZE), to_grey(input_b, METRIC_FLOW_SIZE)
-        flow = offline_flow(grey_a, grey_b)
+        # DIS: its warping error on the input itself (the metric's floor) is 0.0008 on the bikes clip, against
+        # 0.003 with Farnebäck's method.
+        flow = dis_flow(grey_a, grey_b)
         if is_scene_cut(grey_b, grey_a, flow):
             cuts += 1
             continue
         # Occlusions by forward-backward consistency alone, as Lai et al. (after Ruder et al.): the metric
         # must not share the smoother's stricter content test.
-        mask = consistency_mask(flow, offline_flow(grey_b, grey_a))
+        mask = consistency_mask(flow, dis_flow(grey_b, grey_a))
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
         errors.append(pair_warping_error(output_a, output_b, resize_flow(flow, height, width), mask))
     if not errors:

@@ -15,11 +15,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from streamstyle.core.errors import StyleSpecError
 from streamstyle.core.settings import OptimizeSettings
-from streamstyle.io.images import fit_within
+from streamstyle.io.images import fit_within, read_image
 from streamstyle.models.layers import gram_matrix
 from streamstyle.models.vgg import CONTENT_LAYERS, STYLE_LAYERS, VGG19Features
+from streamstyle.processing.styles import ImageStyle, parse_style
 from streamstyle.processing.tensors import frames_to_tensor, preserve_color, tensor_to_frames
+
+
+def style_paintings(spec: str) -> list[tuple[np.ndarray, float]]:
+    """The paintings a --style names, with their weights: optimisation takes painting files only."""
+    style = parse_style(spec)
+    if not isinstance(style, ImageStyle):
+        raise StyleSpecError("--method optimize takes painting files as --style (a.jpg, or a.jpg:0.7,b.jpg:0.3)")
+    return [(read_image(path), weight) for path, weight in zip(style.paths, style.weights, strict=True)]
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
@@ -86,6 +96,7 @@ def optimize_image(
         else:
             start = F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
         image = _optimize_scale(start, content_features, grams, vgg, settings, scale, on_step)
+    assert image is not None, "settings.scales is at least 1"
     result = image.detach()
     if keep_colors:
         result = preserve_color(result, photo)
@@ -101,6 +112,7 @@ def perceptual_losses(image: torch.Tensor, content_features: dict, grams: dict, 
     content = sum(F.mse_loss(features[n], content_features[n]) for n in CONTENT_LAYERS) * content_weight
     style = sum(F.mse_loss(gram_matrix(features[n]), grams[n].expand(image.shape[0], -1, -1))
                 for n in STYLE_LAYERS) * style_weight  # fmt: skip
+    assert isinstance(content, torch.Tensor) and isinstance(style, torch.Tensor), "sums over layers, never none"
     tv = total_variation(image) * tv_weight * image.shape[-1] * image.shape[-2]
     return content + style + tv, Losses(content.item(), style.item(), tv.item())
 
@@ -112,7 +124,7 @@ def _optimize_scale(start: torch.Tensor, content_features: dict, grams: dict, vg
     weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
     render = lambda: tensor_to_frames(image.detach().clamp(0, 1))[0]  # noqa: E731
     if settings.optimizer == "adam":
-        optimizer = torch.optim.Adam([image], lr=settings.learning_rate)
+        optimizer: torch.optim.Optimizer = torch.optim.Adam([image], lr=settings.learning_rate)
         for step in range(settings.steps):
             optimizer.zero_grad()
             loss, parts = perceptual_losses(image, content_features, grams, vgg, weights)

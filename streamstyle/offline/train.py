@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -102,7 +102,7 @@ def _scaled(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (math.ceil(width * scale), math.ceil(height * scale)), interpolation=cv2.INTER_CUBIC)
 
 
-def random_crops(pool: list[tuple[np.ndarray, ...]], count: int, size: int, rng: np.random.Generator
+def random_crops(pool: Sequence[tuple[np.ndarray, ...]], count: int, size: int, rng: np.random.Generator
                  ) -> tuple[np.ndarray, ...]:  # fmt: skip
     """`count` square crops at random places of random entries of `pool`. An entry is a tuple of arrays of one
     height and width (a picture; or two frames, their flow and mask), all cropped at the same place; the result
@@ -144,7 +144,7 @@ def train(style_path: Path, content: Path, output: Path, vgg: VGG19Features, run
         step = checkpoint["step"]
     rng = np.random.default_rng(settings.seed + step)
     if settings.temporal_weight:
-        pool: list[tuple[np.ndarray, ...]] = frame_pairs(content, settings.image_size)
+        pool: Sequence[tuple[np.ndarray, ...]] = frame_pairs(content, settings.image_size)
     else:
         pool = [(image,) for image in content_pool(content, settings.image_size)]
     painting = frames_to_tensor(fit_within(read_image(style_path), settings.image_size * 2)[None], device)

@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from streamstyle.core.frames import Frame, Item
 from streamstyle.core.roles import Sink, Source
 
 Stage = Callable[[Iterator[Item]], Iterator[Item]]
+T = TypeVar("T")
 _END = object()
 _EMPTY = object()
 _POLL_SECONDS = 0.1
@@ -32,28 +33,28 @@ class Stopped(Exception):
     """Raised inside a step when another step failed or the caller was interrupted: unwinds it quietly."""
 
 
-class NewestSlot:
+class NewestSlot(Generic[T]):
     """A one-item queue whose put never waits: an item not yet taken is replaced by the newer one (and counted
     as dropped). Has the put/get(timeout) of queue.Queue that Chain uses."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._ready = threading.Condition()
-        self._item: object = _EMPTY
+        self._item: T | object = _EMPTY
         self.dropped = 0
 
-    def put(self, item: object, timeout: float | None = None) -> None:
+    def put(self, item: T, timeout: float | None = None) -> None:
         with self._ready:
             if self._item is not _EMPTY:
                 self.dropped += 1
             self._item = item
             self._ready.notify()
 
-    def get(self, timeout: float | None = None) -> object:
+    def get(self, timeout: float | None = None) -> T:
         with self._ready:
             if not self._ready.wait_for(lambda: self._item is not _EMPTY, timeout):
                 raise queue.Empty
             item, self._item = self._item, _EMPTY
-            return item
+            return cast(T, item)
 
 
 @dataclass
@@ -113,13 +114,14 @@ class Chain:
             else:
                 self.sink.write_audio(item)
 
-    def _run_step(self, timer: StageTimer, produce: Callable[[], Iterator[object]] | None,
+    def _run_step(self, timer: StageTimer, produce: Callable[[], Iterator[object]],
                   consume: Callable[[Iterator[object]], None] | None, outbox: queue.Queue | None) -> None:  # fmt: skip
         start = time.perf_counter()
         try:
             if consume is not None:
                 consume(iter(produce()))
             else:
+                assert outbox is not None, "a step that does not consume its items sends them on"
                 for item in produce():
                     self._send(outbox, item, timer)
                 self._send(outbox, _END, timer)

@@ -7,6 +7,7 @@ import ctypes
 import platform
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import TypeVar, cast
 
 import torch
 
@@ -14,6 +15,8 @@ from streamstyle.core.errors import DeviceError
 from streamstyle.core.settings import EncoderSettings
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,17 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+    def prepare(self, module: ModuleT) -> ModuleT:
         module = module.to(self.device).eval().requires_grad_(False)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         if self.compiled:
             # Fuses the norms, activations and padding between the convolutions, after about 30 s of compiling
             # per frame size (cached on disk for later runs). On 2 CPU cores it gains little (dumoulin26 640x360:
-            # 71 against 74 ms) now that eager mode keeps its buffers (keep_freed_memory).
-            module = torch.compile(module)
+            # 71 against 74 ms) now that eager mode keeps its buffers (keep_freed_memory). The compiled module
+            # stands in for the one it wraps, whose attributes it passes through; torch.compile's signature says
+            # only that it is callable.
+            module = cast(ModuleT, torch.compile(module))
         return module
 
     def layout(self, images: torch.Tensor) -> torch.Tensor:
@@ -108,7 +113,7 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
     return Runtime(chosen, PRECISIONS[precision], channels_last, compiled)
 
 
-def beside_model(encoder: EncoderSettings, runtime: Runtime) -> EncoderSettings:
+def share_cores_with_model(encoder: EncoderSettings, runtime: Runtime) -> EncoderSettings:
     """Codec threads for running next to the model: on the CPU, the model's threads already fill the cores;
     extra codec threads only preempt them, and every op of the model waits for its slowest thread. One thread
     each keeps decode and encode off the model's back."""

@@ -96,7 +96,7 @@ def motion_stage(settings: TemporalSettings, enabled: Callable[[], bool] = _alwa
         return Motion(cut=False, flow=tracked[0], mask=tracked[1])
 
     def stage(items: Iterator[Item]) -> Iterator[Item]:
-        previous = None
+        previous: np.ndarray | None = None
         for item in items:
             if isinstance(item, Frame) and not enabled():
                 item.motion, previous = Motion(cut=True), None
@@ -114,18 +114,19 @@ def smooth_stage(settings: TemporalSettings) -> Stage:
     afresh, so nothing of the last shot bleeds into the next."""
 
     def stage(items: Iterator[Item]) -> Iterator[Item]:
-        previous = None
+        previous: np.ndarray | None = None
         for item in items:
             if isinstance(item, Frame):
                 motion = item.motion
-                usable = previous is not None and previous.shape == item.image.shape and motion and not motion.cut
-                if usable and settings.mode == "ema":
-                    item.image = cv2.addWeighted(previous, settings.smooth, item.image, 1.0 - settings.smooth, 0.0)
-                elif usable and settings.mode == "flow":
-                    height, width = item.image.shape[:2]
-                    warped = warp(previous, resize_flow(motion.flow, height, width))
-                    mask = cv2.resize(motion.mask, (width, height), interpolation=cv2.INTER_LINEAR)
-                    item.image = blend_with_history(item.image, warped, mask, settings.smooth)
+                if previous is not None and previous.shape == item.image.shape and motion and not motion.cut:
+                    if settings.mode == "ema":
+                        item.image = cv2.addWeighted(previous, settings.smooth, item.image, 1.0 - settings.smooth, 0.0)
+                    elif settings.mode == "flow":
+                        assert motion.flow is not None and motion.mask is not None, "flow mode measures both"
+                        height, width = item.image.shape[:2]
+                        warped = warp(previous, resize_flow(motion.flow, height, width))
+                        mask = cv2.resize(motion.mask, (width, height), interpolation=cv2.INTER_LINEAR)
+                        item.image = blend_with_history(item.image, warped, mask, settings.smooth)
                 previous = item.image
             yield item
 

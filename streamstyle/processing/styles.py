@@ -101,11 +101,11 @@ def parse_style(spec: str | int | Path | Style) -> Style:
         names.append(name)
     if all(name.lstrip("+-").isdigit() for name in names):
         mix = [0.0] * NUM_STYLES
-        for name, weight in zip(names, weights, strict=True):
+        for name, value in zip(names, weights, strict=True):
             index = int(name)
             if not 0 <= index < NUM_STYLES:
                 raise StyleSpecError(f"unknown built-in style {index}: the built-in styles are 0 to {NUM_STYLES - 1}")
-            mix[index] += weight
+            mix[index] += value
         return BuiltinStyle(_normalised(mix, text))
     paths = []
     for name in names:

@@ -19,7 +19,7 @@ from streamstyle.models.johnson import TransformerNet
 from streamstyle.models.layers import pad_to_multiple
 from streamstyle.models.magenta import STYLE_IMAGE_SIZE, MagentaTransformer, StylePredictor
 from streamstyle.models.vgg import VGG19Features
-from streamstyle.processing.runtime import Runtime, resolve_runtime
+from streamstyle.processing.runtime import ModuleT, Runtime, resolve_runtime
 from streamstyle.processing.styles import BuiltinStyle, ImageStyle, Style, parse_style
 from streamstyle.processing.tensors import frames_to_tensor, preserve_color, square_resize, tensor_to_frames
 
@@ -29,7 +29,7 @@ def check_strength(strength: float) -> None:
         raise StyleSpecError(f"strength must be between 0 and 1, got {strength}")
 
 
-def _load(module: nn.Module, source: weights.WeightFile, convert, runtime: Runtime) -> nn.Module:
+def _load(module: ModuleT, source: weights.WeightFile, convert, runtime: Runtime) -> ModuleT:
     module.load_state_dict(weights.load_state_dict(source, convert))
     return runtime.prepare(module)
 
@@ -44,9 +44,9 @@ class StyleModel:
         self.runtime = runtime
 
     def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
-                     reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-        """The network's style input for each sample, [B, D]. `reference` replaces the content's own style
-        where strength < 1 needs it, so that video uses one for all frames."""
+                     reference: torch.Tensor | None = None) -> torch.Tensor | None:  # fmt: skip
+        """The network's style input for each sample, [B, D] (None for a network that takes none). `reference`
+        replaces the content's own style where strength < 1 needs it, so that video uses one for all frames."""
         raise NotImplementedError
 
     def content_reference(self, content: torch.Tensor, strength: float) -> torch.Tensor | None:
@@ -116,7 +116,9 @@ class MagentaModel(StyleModel):
         return self._vectors[key]
 
     def style_vector(self, style: ImageStyle) -> torch.Tensor:
-        return sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights, strict=True))
+        vector = sum(w * self.painting_vector(p) for p, w in zip(style.paths, style.weights, strict=True))
+        assert isinstance(vector, torch.Tensor), "a style has at least one painting"
+        return vector
 
     def content_reference(self, content: torch.Tensor, strength: float) -> torch.Tensor | None:
         if strength >= 1.0:
@@ -126,12 +128,14 @@ class MagentaModel(StyleModel):
 
     def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
                      reference: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        paintings: list[ImageStyle] = []
         for style in styles:
             if not isinstance(style, ImageStyle):
                 raise StyleSpecError(
                     f"the magenta model takes painting files as --style, not {style.label}; use --model dumoulin26"
                 )
-        vectors = torch.stack([self.style_vector(style) for style in styles])
+            paintings.append(style)
+        vectors = torch.stack([self.style_vector(style) for style in paintings])
         if strength < 1.0:
             own = reference.expand_as(vectors) if reference is not None else self.predict(content)
             vectors = torch.lerp(own, vectors, strength)

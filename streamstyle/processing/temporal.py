@@ -39,13 +39,8 @@ def to_grey(image: np.ndarray, longer_side: int | None = None) -> np.ndarray:
 
 def dis_flow(first: np.ndarray, second: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> np.ndarray:
     """Dense flow from grey image `first` to `second` (DIS, Kroeger et al. 2016)."""
-    return cv2.DISOpticalFlow_create(preset).calc(first, second, None)
-
-
-def offline_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Flow for measuring: DIS (medium preset) at the measuring size. Its warping error on the input itself
-    (the metric's floor) was 0.0008 on the bikes clip, against 0.003 for Farnebäck's method."""
-    return dis_flow(first, second, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    # The stubs make calc's flow argument required; None lets OpenCV allocate it.
+    return cv2.DISOpticalFlow.create(preset).calc(first, second, None)  # type: ignore[call-overload]
 
 
 @lru_cache(maxsize=4)
@@ -65,7 +60,8 @@ def flow_targets(flow: np.ndarray) -> np.ndarray:
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample `image` at each pixel's flow target: with flow from frame A to frame B and `image` aligned with
     B, the result is aligned with A."""
-    return cv2.remap(image, flow_targets(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # The stubs make map2 required; None is how OpenCV takes a map1 that holds both coordinates.
+    return cv2.remap(image, flow_targets(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
 
 
 def warp_tensor(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -146,8 +142,9 @@ def blend_with_history(stylized: np.ndarray, warped_previous: np.ndarray, mask: 
     by a flow error is larger, so it cannot feed itself frame after frame into a ghost."""
     weight = smooth * mask
     blended = cv2.blendLinear(warped_previous, stylized, weight, 1.0 - weight)
-    # Saturating uint8 arithmetic: 8x faster than the same clamp in float32 numpy at 720p.
-    lowest, highest = cv2.subtract(stylized, _HISTORY_LIMIT), cv2.add(stylized, _HISTORY_LIMIT)
+    # Saturating uint8 arithmetic: 8x faster than the same clamp in float32 numpy at 720p. OpenCV takes a scalar
+    # (a tuple) for the second operand, which the stubs leave out.
+    lowest, highest = cv2.subtract(stylized, _HISTORY_LIMIT), cv2.add(stylized, _HISTORY_LIMIT)  # type: ignore[call-overload]
     return cv2.min(cv2.max(blended, lowest), highest)
 
 
