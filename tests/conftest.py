@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,11 @@ PAINTINGS = sorted((SAMPLES / "paintings").iterdir())
 # Converted weights go to a cache shared by the whole run (and by CI runs on the same clone).
 os.environ.setdefault("STREAMSTYLE_CACHE_DIR", str(REPO / ".cache" / "streamstyle"))
 torch.manual_seed(0)
+
+# How long anything may take to come up: a subprocess that imports torch and loads a model, an X server, an RTSP
+# relay, a screenshot process. Measured on 2 cores: 3-10 s idle, 40-70 s with two CPU hogs and another test run
+# beside the suite. A bound for a hang, not a speed: waits for progress after that follow what the machine delivers.
+STARTUP_S = 240.0
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +47,28 @@ def wait_until(condition: Callable[[], object], seconds: float, what: str, poll:
             return result
         time.sleep(poll)
     raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
+
+
+def wait_for_count(count: Callable[[], int], target: int, what: str, stall: float = 60.0, first: float = STARTUP_S,
+                   poll: float = 0.25) -> int:  # fmt: skip
+    """Poll `count` until it reaches `target`. There is no deadline for the whole: the wait fails only when the count
+    stands still for `stall` s (`first` s until it first moves, to come up), so a busy machine takes the time it
+    needs while a product that stops delivering fails as before."""
+    reached, patience = count(), first
+    deadline = time.monotonic() + patience
+    while reached < target:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waiting for {what}: stuck at {reached} of {target} for {patience:g} s")
+        time.sleep(poll)
+        now = count()
+        if now > reached:
+            reached, patience = now, stall
+            deadline = time.monotonic() + patience
+    return reached
+
+
+def run_cli(*args: object, timeout: float = 2 * STARTUP_S, **kwargs) -> subprocess.CompletedProcess:
+    """`streamstyle ARGS...` as a user runs it, in a process of its own; its output as text. The timeout covers
+    coming up and the job itself."""
+    command = [sys.executable, "-m", "streamstyle.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)

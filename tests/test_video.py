@@ -13,7 +13,7 @@ import streamstyle
 from streamstyle.core.errors import InputError, OutputError
 from streamstyle.core.settings import SizeSettings
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, STARTUP_S, run_cli, wait_until
 from .media import (
     audio_digest,
     first_frame,
@@ -126,16 +126,6 @@ def test_api_errors_are_streamstyle_errors(tmp_path, stylizer):
         streamstyle.stylize_file(BIKES, BIKES, stylizer)
 
 
-def run_cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streamstyle.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kwargs,
-    )
-
-
 def make_bad_inputs(tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n")
@@ -177,13 +167,13 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_output(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".*partial*")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert list(tmp_path.glob(".*partial*")), "the run never started writing"
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        wait_until(lambda: list(tmp_path.glob(".*partial*")), STARTUP_S, "the run to start writing", poll=0.1)
+        time.sleep(1.0)  # into the run: every stage busy
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=STARTUP_S)
+    finally:
+        process.kill()
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,7 @@ from typing import Self
 
 import av
 
+from ..conftest import STARTUP_S
 from .publish import DEFAULT_CLIP, read_stamp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +108,11 @@ class RtspRelay:
     """
 
     def __init__(
-        self, paths: Iterable[str] = ("in",), port: int = 0, av_paths: Iterable[str] = (), start_timeout: float = 15.0
+        self,
+        paths: Iterable[str] = ("in",),
+        port: int = 0,
+        av_paths: Iterable[str] = (),
+        start_timeout: float = STARTUP_S,
     ) -> None:
         self.paths, self.av_paths = tuple(paths), tuple(av_paths)
         self.port = port
@@ -191,7 +196,7 @@ class Publisher:
         self._process: subprocess.Popen[str] | None = None
         self._lines: _Lines | None = None
 
-    def start(self, started_timeout: float = 10.0) -> Self:
+    def start(self, started_timeout: float = STARTUP_S) -> Self:
         """Start publishing and wait until the first frame is sent, i.e. the relay has the session."""
         self._process = subprocess.Popen(self.command, cwd=REPO, stdout=subprocess.PIPE, text=True)
         self._lines = _Lines(self._process)
