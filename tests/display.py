@@ -58,7 +58,7 @@ def screenshot(display: str, width: int, height: int) -> np.ndarray:
     Grabbed by FFmpeg's x11grab in a process of its own: its libxcb and the one OpenCV bundles clash in one
     process (a segfault, seen in the full test run)."""
     grab = subprocess.run([sys.executable, "-c", _GRAB, display, str(width), str(height)], capture_output=True,
-                          timeout=30, check=True)  # fmt: skip
+                          timeout=120, check=True)  # fmt: skip
     return np.frombuffer(grab.stdout, np.uint8).reshape(height, width, 3)
 
 
@@ -66,7 +66,7 @@ def find_window(display: str, window_name: str = "streamstyle") -> str | None:
     """The X id of the window with this title, or None while there is none."""
     env = {**os.environ, "DISPLAY": display}
     found = subprocess.run(["xdotool", "search", "--name", f"^{window_name}$"], env=env, capture_output=True,
-                           text=True, timeout=10)  # fmt: skip
+                           text=True, timeout=60)  # fmt: skip
     return next(iter(found.stdout.split()), None)
 
 
@@ -74,4 +74,4 @@ def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
     env = {**os.environ, "DISPLAY": display}
     window = find_window(display, window_name)
     # xdotool complains on stderr that the X server has no focused window (there is no window manager): harmless.
-    subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True, timeout=10, capture_output=True)
+    subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True, timeout=60, capture_output=True)

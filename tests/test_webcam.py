@@ -19,7 +19,7 @@ import pytest
 
 from streamstyle.io.images import read_image
 
-from .conftest import SAMPLES, wait_until
+from .conftest import SAMPLES, STARTUP_S, wait_until
 from .display import find_window, screenshot, send_key, virtual_display
 from .media import difference, live_model_output
 from .rtsp.server import Publisher, RtspRelay, relay_unavailable
@@ -30,6 +30,10 @@ CAMERA = f"movie={CHELSEA}:loop=0,setpts=N/(10*TB),realtime"
 # The same with a microphone: a 440 Hz tone, also in real time.
 CAMERA_AND_MICROPHONE = f"{CAMERA}[out0];sine=frequency=440:sample_rate=48000,arealtime[out1]"
 MAX_SIZE = 128
+pytestmark = [pytest.mark.slow, pytest.mark.display]
+# What the app must answer within once it runs (a key, closing, saving a recording): a bound for a hang, not a
+# speed; a model step at MAX_SIZE takes milliseconds, closing a few seconds on a machine shared with CPU hogs.
+REACTION_S = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def reporting(app: subprocess.Popen) -> Iterator[None]:
         yield
     except AssertionError as error:
         app.kill()
-        output, errors = app.communicate(timeout=30)
+        output, errors = app.communicate(timeout=REACTION_S)
         raise AssertionError(f"{error}\nstreamstyle webcam printed:\n{output}{errors}") from None
 
 
@@ -70,14 +74,14 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
                  "--temporal", "off", "--no-overlay", "--save-dir", str(tmp_path))  # fmt: skip
     try:
         with reporting(app):
-            wait_until(lambda: shows(display, style7), 90, "the window to show style 7")
+            wait_until(lambda: shows(display, style7), STARTUP_S, "the window to show style 7")
             assert difference(screenshot(display, *photo.shape[1::-1]), photo) > 20
 
             send_key(display, "n")
-            wait_until(lambda: shows(display, style8), 30, "the n key to switch to style 8")
+            wait_until(lambda: shows(display, style8), REACTION_S, "the n key to switch to style 8")
 
             send_key(display, "c")
-            snapshot = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.png")), 15, "a snapshot")[0]
+            snapshot = wait_until(lambda: sorted(tmp_path.glob("streamstyle-*.png")), REACTION_S, "a snapshot")[0]
             assert difference(read_image(snapshot), style8) < 1.0
 
             frames = [frame.to_ndarray(format="rgb24") for frame in record(display, tmp_path)[0]]
@@ -87,10 +91,10 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
 
             send_key(display, "v")
             side_by_side = np.concatenate([photo, style8], axis=1)
-            wait_until(lambda: shows(display, side_by_side), 15, "the split view")
+            wait_until(lambda: shows(display, side_by_side), REACTION_S, "the split view")
 
             send_key(display, "q")
-            _, errors = app.communicate(timeout=30)
+            _, errors = app.communicate(timeout=REACTION_S)
     finally:
         app.kill()
         app.wait()
@@ -100,13 +104,13 @@ def test_window_shows_the_stylized_feed_and_answers_the_keys(display, tmp_path):
     print(f"capture to display latency, median: {latency.group(1)} ms")
 
 
-def record(display: str, folder: Path, seconds: float = 1.0) -> tuple[list[av.VideoFrame], list[av.AudioFrame]]:
+def record(display: str, folder: Path, seconds: float = 2.0) -> tuple[list[av.VideoFrame], list[av.AudioFrame]]:
     """Press r, wait, press r again; the pictures and sound of the recording saved into `folder`."""
     send_key(display, "r")
-    wait_until(lambda: list(folder.glob(".*.partial.mp4")), 15, "the recording to start")
+    wait_until(lambda: list(folder.glob(".*.partial.mp4")), REACTION_S, "the recording to start")
     time.sleep(seconds)
     send_key(display, "r")
-    recording = wait_until(lambda: sorted(folder.glob("streamstyle-*.mp4")), 15, "the recording to be saved")[0]
+    recording = wait_until(lambda: sorted(folder.glob("streamstyle-*.mp4")), REACTION_S, "the recording to be saved")[0]
     with av.open(str(recording)) as container:
         pictures = list(container.decode(video=0))
     with av.open(str(recording)) as container:
@@ -119,25 +123,27 @@ def test_recording_keeps_the_sources_sound(display, tmp_path):
                  "--max-size", str(MAX_SIZE), "--temporal", "off", "--save-dir", str(tmp_path))  # fmt: skip
     try:
         with reporting(app):
-            wait_until(lambda: find_window(display), 90, "the window to open")
+            wait_until(lambda: find_window(display), STARTUP_S, "the window to open")
             pictures, sound = record(display, tmp_path)
             send_key(display, "q")
-            app.communicate(timeout=30)
+            _, printed = app.communicate(timeout=REACTION_S)
     finally:
         app.kill()
         app.wait()
     assert app.returncode == 0
-    assert len(pictures) >= 5
-    # The microphone was recorded too, from the first picture to the last (and the model's delay beyond it).
+    assert len(pictures) >= 2, printed
+    # The microphone was recorded too, from the first picture to the last, and beyond it by the sound that came
+    # in while the last picture was in the model: the capture-to-display latency the app measured (its p95).
+    latency_s = float(re.search(r"p95 (\d+) ms", printed).group(1)) / 1000
     heard = sum(chunk.samples for chunk in sound) / 48000
     seen = float((pictures[-1].pts - pictures[0].pts) * pictures[0].time_base)
-    assert seen - 0.05 < heard < seen + 0.3, (heard, seen)
+    assert seen - 0.05 < heard < seen + 0.3 + latency_s, (heard, seen, latency_s)
     assert max(np.abs(chunk.to_ndarray()).max() for chunk in sound) > 0.1
 
 
 def test_no_display_is_one_line_and_status_2(tmp_path):
     app = webcam(None, "--source", str(CHELSEA), "--style", "7")
-    _, errors = app.communicate(timeout=60)
+    _, errors = app.communicate(timeout=STARTUP_S)
     assert app.returncode == 2
     assert errors.strip().splitlines() == ["streamstyle: error: no display: DISPLAY is not set (run it in a desktop "
                                            "session, or under xvfb-run)"]  # fmt: skip
@@ -145,14 +151,14 @@ def test_no_display_is_one_line_and_status_2(tmp_path):
 
 def test_display_nobody_serves_is_one_line_and_status_2():
     app = webcam(":987", "--source", str(CHELSEA), "--style", "7")
-    _, errors = app.communicate(timeout=60)
+    _, errors = app.communicate(timeout=STARTUP_S)
     assert app.returncode == 2
     assert errors.strip() == "streamstyle: error: cannot open display :987: no X server answers there"
 
 
 def test_missing_camera_is_one_line_and_status_2(display):
     app = webcam(display, "--camera", "7", "--style", "7")
-    _, errors = app.communicate(timeout=60)
+    _, errors = app.communicate(timeout=STARTUP_S)
     assert app.returncode == 2
     assert errors.strip() == "streamstyle: error: no camera at /dev/video7"
 
@@ -165,9 +171,9 @@ def test_camera_that_disappears_is_retried_then_the_window_closes(display):
         app = webcam(display, "--camera", relay.read_url("cam"), "--style", "7", "--max-size", str(MAX_SIZE),
                      "--no-overlay")  # fmt: skip
         try:
-            wait_until(lambda: screenshot(display, 600, 400).mean() > 20, 60, "the camera's first frames")
+            wait_until(lambda: screenshot(display, 600, 400).mean() > 20, STARTUP_S, "the camera's first frames")
             relay.stop()  # the camera's server is gone: end of stream, then connections refused
-            _, errors = app.communicate(timeout=60)
+            _, errors = app.communicate(timeout=REACTION_S)
         finally:
             app.kill()
             app.wait()
@@ -184,11 +190,11 @@ def test_ctrl_c_twice_closes_at_once_without_an_abort(display):
     for _ in range(2):
         app = webcam(display, "--source", CAMERA, "--source-format", "lavfi", "--style", "7", "--temporal", "flow")
         try:
-            wait_until(lambda: screenshot(display, 64, 64).std() > 5, 90, "the window to show the feed")
+            wait_until(lambda: screenshot(display, 64, 64).std() > 5, STARTUP_S, "the window to show the feed")
             app.send_signal(signal.SIGINT)
             time.sleep(0.01)
             app.send_signal(signal.SIGINT)
-            _, errors = app.communicate(timeout=30)
+            _, errors = app.communicate(timeout=REACTION_S)
         finally:
             app.kill()
         assert app.returncode == 130, errors

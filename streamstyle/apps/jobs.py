@@ -10,6 +10,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+# OpenCV before PyAV: both wheels bundle their own libxcb, and with PyAV's loaded first OpenCV's Qt window never
+# opens (cv2.namedWindow hangs). Imported here, it loads before any job module brings PyAV in.
+import cv2  # noqa: F401
+
 from streamstyle.apps.config import PipelineConfig
 from streamstyle.apps.display import screen_size
 from streamstyle.apps.file_job import FileReport, stylize_file

@@ -58,7 +58,8 @@ class WindowReport:
 
 class LiveWindow(Sink[AudioChunk]):
     """The live preview: runs the chain beside OpenCV's window loop and answers the keys. It is its chain's sink:
-    each frame goes to the window's thread and, while recording, to the recording."""
+    each frame goes to the window's thread and, while recording, to the recording. Import this module (or cv2)
+    before PyAV in a process that opens it: with PyAV's libxcb loaded first, OpenCV's window never opens."""
 
     def __init__(self, source: LiveSource, deck: StyleDeck, *, sizes: SizeSettings, temporal: TemporalSettings,
                  save_dir: Path, encoder: EncoderSettings, overlay: bool = True, audio: bool = True,
