@@ -12,6 +12,9 @@ from streamstyle.processing.tensors import frames_to_tensor, luminance
 
 from .conftest import PAINTINGS, PHOTOS, SAMPLES, run_cli
 
+# The commands in a subprocess, each loading the models.
+pytestmark = [pytest.mark.slow]
+
 CHELSEA = SAMPLES / "photos" / "skimage_chelsea.png"
 STARRY = SAMPLES / "paintings" / "vangogh_starry_night.jpg"
 SCREAM = SAMPLES / "paintings" / "munch_the_scream.jpg"

@@ -18,6 +18,9 @@ from streamstyle.processing.tensors import frames_to_tensor
 
 from .conftest import SAMPLES
 
+# Minutes of optimisation on the CPU.
+pytestmark = [pytest.mark.slow]
+
 CHELSEA = SAMPLES / "photos" / "skimage_chelsea.png"
 STARRY = SAMPLES / "paintings" / "vangogh_starry_night.jpg"
 

@@ -14,7 +14,8 @@ import pytest
 from .rtsp.publish import read_stamp
 from .rtsp.server import READER_OPTIONS, Publisher, RtspRelay, iter_stamps, read_stamps, relay_unavailable
 
-pytestmark = pytest.mark.skipif(relay_unavailable() is not None, reason=str(relay_unavailable()))
+pytestmark = [pytest.mark.skipif(relay_unavailable() is not None, reason=str(relay_unavailable())), pytest.mark.slow,
+              pytest.mark.network]
 
 
 def assert_in_order(stamps: list[int], at_least: int) -> None:

@@ -25,6 +25,9 @@ from .media import (
     write_vfr_clip,
 )
 
+# Whole clips through the model, many in a subprocess as users run them.
+pytestmark = [pytest.mark.slow]
+
 CLIPS = SAMPLES / "clips"
 BUNNY = CLIPS / "bigbuckbunny_2s.mp4"  # H.264 720p + AAC 5.1
 CITY = CLIPS / "city_2s.mpg"  # MPEG-2 program stream, 720x405 (odd height)
