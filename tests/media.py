@@ -175,13 +175,21 @@ def write_flash_clip(path: Path, seconds: int = 6, fps: int = 25, size: tuple[in
         container.mux(audio.encode(None))
 
 
-def flash_times(path: Path) -> list[float]:
-    """When each flash of a write_flash_clip (stylized or not) starts: seconds of its first frame."""
+# What write_flash_clip writes, as a live source for FFmpeg's lavfi that runs as long as it is read, in real time.
+FLASH_SOURCE = (
+    "color=c=0x282828:s=160x120:r=25,drawbox=w=80:h=120:c=0xdcdcdc:t=fill:enable='lt(mod(n,25),3)',realtime[out0];"
+    "aevalsrc='if(lt(mod(t,1),0.12),0.5*sin(2*PI*1000*t),0)':s=48000,arealtime[out1]"
+)
+
+
+def flash_onsets(path: Path) -> list[tuple[float, float]]:
+    """Where each flash of a write_flash_clip or FLASH_SOURCE (stylized or not) begins among the pictures: the times of
+    the last dark picture and of the first bright one, in seconds."""
     with av.open(str(path)) as container:
         frames = [(float(f.pts * f.time_base), _left_over_right(f.to_ndarray(format="gray")))
                   for f in container.decode(video=0)]  # fmt: skip
     middle = (min(level for _, level in frames) + max(level for _, level in frames)) / 2
-    return [t for (_, before), (t, level) in itertools.pairwise(frames) if level > middle >= before]
+    return [(before, at) for (before, dark), (at, level) in itertools.pairwise(frames) if level > middle >= dark]
 
 
 def _left_over_right(image: np.ndarray) -> float:
@@ -190,7 +198,7 @@ def _left_over_right(image: np.ndarray) -> float:
 
 
 def beep_times(path: Path) -> list[float]:
-    """When each beep of a write_flash_clip starts: seconds of the first loud sample after a silence."""
+    """When each beep of a write_flash_clip or FLASH_SOURCE starts: seconds of the first loud sample after a silence."""
     with av.open(str(path)) as container:
         chunks = list(container.decode(audio=0))
     start = float(chunks[0].pts * chunks[0].time_base)

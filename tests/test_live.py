@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 from fractions import Fraction
 
 import av
@@ -27,10 +23,14 @@ from streamstyle.io.live_writer import LiveWriter
 from streamstyle.io.urls import target_format
 from streamstyle.processing.chain import NewestSlot
 
-from .conftest import SAMPLES, wait_until
-from .media import beep_times, flash_times, video_timestamps, write_flash_clip
+from .conftest import SAMPLES, STARTUP_S, run_cli, wait_for_count
+from .media import FLASH_SOURCE, beep_times, flash_onsets, video_timestamps, write_flash_clip
+from .restreamer import Restreamer
 
 BIKES = SAMPLES / "clips" / "bikes.mp4"
+# The writer lays the sound down as one unbroken track, taking stamps within 150 ms of the track's end as unbroken
+# (live._AUDIO_SLACK_MS): on a busy machine, whose stamps wobble more, the sound may run up to that far behind.
+SOUND_SLACK = 0.15
 
 
 def test_what_each_kind_of_live_input_opens_with(tmp_path):
@@ -87,50 +87,54 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def stream_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "streamstyle.cli", "stream", str(BIKES), *args, "--style", "7", "--max-size", "96",
-            "--temporal", "off"]  # fmt: skip
+STREAM_OPTIONS = ("--style", "7", "--max-size", "96", "--temporal", "off")
 
 
-def receive(url: str, demuxer: str, options: dict[str, str], received: list[np.ndarray]) -> None:
-    """Read frames from a network output as a player or an ingest server would, reopening until 25 have come."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and len(received) < 25:
-        try:
-            with av.open(url, format=demuxer, options=options, timeout=(30.0, 10.0)) as container:
-                for frame in container.decode(video=0):
-                    received.append(frame.to_ndarray(format="rgb24"))
-        except av.error.FFmpegError:
-            continue  # no publisher yet (a slow start), or it went away: listen again
+class Receiver(threading.Thread):
+    """Reads a network output as a player or an ingest server would, reopening it until stopped: how many pictures
+    came, and the last one."""
+
+    def __init__(self, url: str, demuxer: str, options: dict[str, str]):
+        super().__init__(daemon=True)
+        self.url, self.demuxer, self.options = url, demuxer, options
+        self.count, self.last = 0, None
+        self.stopped = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                timeout = (STARTUP_S, 10.0)  # listening for as long as the app may take to come up
+                with av.open(self.url, format=self.demuxer, options=self.options, timeout=timeout) as container:
+                    for frame in container.decode(video=0):
+                        self.last, self.count = frame.to_ndarray(format="rgb24"), self.count + 1
+            except av.error.FFmpegError:
+                continue  # no publisher yet (a slow start), or it went away: listen again
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_restream_to_an_rtmp_listener_udp_and_an_hls_playlist(tmp_path):
-    rtmp = f"rtmp://127.0.0.1:{free_port()}/live/styled"
-    udp = f"udp://127.0.0.1:{free_port()}"
-    by_rtmp: list[np.ndarray] = []
-    by_udp: list[np.ndarray] = []
-    # An RTMP server in listen mode (what a streaming service's ingest does), and a player on the UDP port.
-    low_delay = {"fflags": "nobuffer", "flags": "low_delay"}
-    listeners = [threading.Thread(target=receive, args=(rtmp, "flv", {"listen": "1", **low_delay}, by_rtmp)),
-                 threading.Thread(target=receive, args=(udp, "mpegts", low_delay, by_udp))]  # fmt: skip
-    for listener in listeners:
-        listener.daemon = True
-        listener.start()
+    # An RTMP server in listen mode, which keeps all it gets as a streaming service's ingest does (with nobuffer it
+    # would drop what it probed), and a low-delay player on the UDP port.
+    rtmp = Receiver(f"rtmp://127.0.0.1:{free_port()}/live/styled", "flv", {"listen": "1"})
+    udp = Receiver(f"udp://127.0.0.1:{free_port()}", "mpegts", {"fflags": "nobuffer", "flags": "low_delay"})
     playlist = tmp_path / "hls" / "live.m3u8"
     playlist.parent.mkdir()
-    app = subprocess.Popen(stream_command(rtmp, "--out", udp, "--out", str(playlist)), stderr=subprocess.PIPE,
-                           text=True)  # fmt: skip
     try:
-        wait_until(lambda: len(by_rtmp) >= 25, 90, "25 frames at the RTMP listener")
-        wait_until(lambda: len(by_udp) >= 25, 60, "25 frames from the UDP output")
-        wait_until(lambda: playlist.exists() and ".ts" in playlist.read_text(), 30, "an HLS segment")
-        app.send_signal(signal.SIGTERM)
-        _, errors = app.communicate(timeout=30)
+        with Restreamer(tmp_path, str(BIKES), rtmp.url, "--out", udp.url, "--out", str(playlist),
+                        options=STREAM_OPTIONS) as app:  # fmt: skip
+            assert app.finish() == 0, app.log
+            sent = [output["frames"] for output in app.stats()["outputs"]]
+        # However many pictures the model made of the clip: every one sent over RTMP came in; over UDP, which may
+        # lose packets, whole pictures came.
+        wait_for_count(lambda: rtmp.count, sent[0], "the pictures sent to the RTMP listener", stall=30)
+        wait_for_count(lambda: udp.count, 1, "pictures from the UDP output", stall=30)
     finally:
-        app.kill()
-    assert app.returncode == 0, errors
-    assert by_rtmp[-1].shape == by_udp[-1].shape == (272, 640, 3)  # the input's size; the model ran at 96 px
-    assert by_udp[-1].std() > 10  # a picture decoded whole, not a blank or grey concealment
+        rtmp.stopped.set()
+        udp.stopped.set()
+    assert rtmp.count == sent[0] and rtmp.last.shape == udp.last.shape == (272, 640, 3)  # the model ran at 96 px
+    assert udp.last.std() > 10  # a picture decoded whole, not a blank or grey concealment
     segment = playlist.parent / next(line for line in playlist.read_text().splitlines() if line.endswith(".ts"))
     with av.open(str(segment)) as container:
         assert sum(1 for _ in container.decode(video=0)) > 0
@@ -210,26 +214,35 @@ def test_live_writer_keeps_one_unbroken_audio_track(tmp_path):
     assert np.isnan(track[:1000]).all() and not np.isnan(track[1030:]).any()  # nothing before 128 ms, no hole
 
 
+@pytest.mark.slow
 def test_restream_keeps_the_sources_audio_in_step_with_the_pictures(tmp_path):
-    clip = tmp_path / "flash.mp4"
-    write_flash_clip(clip)  # a flash and a beep at the start of every second, 6 s
     outputs = [tmp_path / "out.mkv", tmp_path / "out.mp4"]
-    command = [sys.executable, "-m", "streamstyle.cli", "stream", str(clip), *map(str, outputs), "--style", "7",
-               "--max-size", "96", "--temporal", "flow"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    options = ("--source-format", "lavfi", "--style", "7", "--max-size", "96", "--temporal", "flow")
+    # A flash (3 frames) and a beep (120 ms) at the start of every second, live, for as long as the test needs.
+    with Restreamer(tmp_path, FLASH_SOURCE, *map(str, outputs), options=options) as app:
+        # Enough pictures that a dozen showed a flash however many frames the model dropped, over 6 s at least.
+        app.wait_for_count(lambda s: s["frames_in"], 150, "6 s of the source")
+        stats = app.wait_for_count(lambda s: s["frames_out"], 100, "100 stylized pictures")
+        assert app.stop() == 0, app.log  # as a service is stopped
     for output in outputs:
         with av.open(str(output)) as container:
             assert [s.codec_context.name for s in container.streams] == ["h264", "aac"]
-            last = list(container.decode(audio=0))[-1]
-        # The sound lasts as long as the pictures (6 s from the first picture on).
-        assert float(last.pts * last.time_base) + last.samples / last.sample_rate == pytest.approx(
-            float(video_timestamps(output)[-1]) + 0.04, abs=0.1)
-        flashes, beeps = flash_times(output), beep_times(output)
-        assert len(flashes) >= 4, flashes  # the stylized pictures still show the flashes
-        for flash in flashes:
-            # In step to within one frame (40 ms): the model's delay does not reach the sound.
-            assert min(abs(flash - beep) for beep in beeps) < 0.045, (output.name, flashes, beeps)
+        beeps = beep_times(output)
+        # A picture the writer had to re-time (1 ms after a repeated one, stamped when it went out, later than this one
+        # was captured) has no capture time to check. Outputs repeat a picture after 0.5 s without a new one, so with a
+        # model that takes longer than that every picture is re-timed (and trails the sound by the model's delay).
+        onsets = flash_onsets(output)
+        assert onsets, stats  # the stylized pictures still show the flashes
+        timed = [(before, at) for before, at in onsets if at - before > 0.0015]
+        if not timed:
+            pytest.skip(f"the machine was too busy to check: the model's latency ({stats['latency_ms_median']} ms) was "
+                        "over the outputs' 0.5 s hold, so every picture was re-timed on the way out")  # fmt: skip
+        for before, at in timed:
+            # The beep begins where the flash does: between the last dark picture and the first bright one. The sound
+            # may run behind by up to the writer's slack; the dark picture may be a repeated one, shown up to a flash's
+            # length into it. The model's delay reaches neither.
+            in_step = [beep for beep in beeps if before - 0.12 < beep <= at + SOUND_SLACK + 0.01]
+            assert in_step, (output.name, before, at, beeps)
 
 
 def test_flv_takes_sound_that_comes_after_its_pictures(tmp_path):
@@ -249,39 +262,52 @@ def test_flv_takes_sound_that_comes_after_its_pictures(tmp_path):
         assert sum(frame.samples for frame in container.decode(audio=0)) >= 46 * 1024 - 1024
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_rtmp_output_carries_the_sound(tmp_path):
     clip = tmp_path / "flash.mp4"
     write_flash_clip(clip, seconds=5)
     rtmp = f"rtmp://127.0.0.1:{free_port()}/live/styled"
-    received: dict[str, object] = {}
+    streams: list[str] = []
+    pictures: list[float] = []  # seconds
+    sound: list[tuple[float, float, float]] = []  # seconds, length, peak
 
     def ingest() -> None:
         """An RTMP ingest server in listen mode: the streams announced, and the pictures and sound that came."""
-        with av.open(rtmp, format="flv", options={"listen": "1"}, timeout=(60.0, 10.0)) as container:
-            received["streams"] = [stream.codec_context.name for stream in container.streams]
-            counts = received.setdefault("frames", {"video": 0, "audio": 0})
+        with av.open(rtmp, format="flv", options={"listen": "1"}, timeout=(STARTUP_S, 10.0)) as container:
+            streams.extend(stream.codec_context.name for stream in container.streams)
             with contextlib.suppress(av.error.FFmpegError):  # the publisher hangs up at the end
                 for packet in container.demux():
-                    counts[packet.stream.type] += len(packet.decode())
+                    for frame in packet.decode():
+                        at = float(frame.pts * frame.time_base)
+                        if isinstance(frame, av.VideoFrame):
+                            pictures.append(at)
+                        else:
+                            sound.append((at, frame.samples / frame.sample_rate, np.abs(frame.to_ndarray()).max()))
 
     listener = threading.Thread(target=ingest, daemon=True)
     listener.start()
-    command = [sys.executable, "-m", "streamstyle.cli", "stream", str(clip), rtmp, "--style", "7", "--max-size", "96",
-               "--temporal", "off"]  # fmt: skip
-    app = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    listener.join(timeout=30)
-    assert app.returncode == 0, app.stderr
-    assert "failed" not in app.stderr, app.stderr  # FLV refuses a packet stamped before its first: none was
-    assert received["streams"] == ["h264", "aac"]
-    # 5 s of pictures at 25 fps and of sound in 1024-sample AAC frames at 48 kHz (47 a second).
-    assert received["frames"]["video"] >= 100 and received["frames"]["audio"] >= 4 * 47, received
+    with Restreamer(tmp_path, str(clip), rtmp, options=STREAM_OPTIONS) as app:
+        assert app.finish() == 0, app.log
+        final = app.stats()
+    listener.join(timeout=60)
+    assert "failed" not in app.log, app.log  # FLV refuses a packet stamped before its first: none was
+    assert streams == ["h264", "aac"]
+    # However many pictures the model made of the file's 125, every one sent came in.
+    assert final["frames_in"] == 125 and len(pictures) == final["outputs"][0]["frames"] > 0, (final, pictures)
+    # The sound spans the pictures it came with, unbroken: from the first picture (the AAC track begins one encoder
+    # delay of 1024 samples after it) to the last one's end, within the writer's slack.
+    start, end = sound[0][0], sound[-1][0] + sound[-1][1]
+    assert abs(start - pictures[0]) <= 1024 / 48000 + 0.002, (start, pictures[0])
+    assert abs(end - (pictures[-1] + 1 / 25)) <= SOUND_SLACK + 1 / 25, (end, pictures[-1])
+    assert sum(length for _, length, _ in sound) == pytest.approx(end - start, abs=1024 / 48000)
+    assert max(peak for _, _, peak in sound) > 0.2  # the beeps, not silence
 
 
+@pytest.mark.slow
 def test_restream_without_audio_writes_pictures_only(tmp_path):
     output = tmp_path / "out.mkv"
-    command = [sys.executable, "-m", "streamstyle.cli", "stream", str(SAMPLES / "clips" / "bigbuckbunny_2s.mp4"),
-               str(output), "--style", "7", "--max-size", "96", "--temporal", "off", "--no-audio"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = run_cli("stream", SAMPLES / "clips" / "bigbuckbunny_2s.mp4", output, *STREAM_OPTIONS, "--no-audio")
     assert done.returncode == 0, done.stderr
     with av.open(str(output)) as container:
         assert [s.type for s in container.streams] == ["video"]
