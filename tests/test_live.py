@@ -27,6 +27,9 @@ from .conftest import SAMPLES, STARTUP_S, run_cli, wait_for_count
 from .media import FLASH_SOURCE, beep_times, flash_onsets, video_timestamps, write_flash_clip
 from .restreamer import Restreamer
 
+# Live outputs, players and servers on 127.0.0.1.
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
 BIKES = SAMPLES / "clips" / "bikes.mp4"
 # The writer lays the sound down as one unbroken track, taking stamps within 150 ms of the track's end as unbroken
 # (live._AUDIO_SLACK_MS): on a busy machine, whose stamps wobble more, the sound may run up to that far behind.

@@ -24,6 +24,9 @@ from streamstyle.processing.tensors import frames_to_tensor, tensor_to_frames
 
 from .conftest import SAMPLES
 
+# Training on the CPU.
+pytestmark = [pytest.mark.slow, pytest.mark.training]
+
 PHOTOS = SAMPLES / "photos"
 SCREAM = SAMPLES / "paintings" / "munch_the_scream.jpg"
 BIKES = SAMPLES / "clips" / "bikes.mp4"
