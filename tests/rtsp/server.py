@@ -232,8 +232,9 @@ class Publisher:
         self.kill()
 
 
-def iter_stamps(url: str, open_s: float = 5.0, read_s: float = 3.0, limit_s: float = 15.0) -> Iterator[int]:
-    """Barcode index of each frame read from `url`, until EOF (publisher or relay gone) or `limit_s` s."""
+def iter_stamps(url: str, open_s: float = 30.0, read_s: float = 3.0, limit_s: float = 60.0) -> Iterator[int]:
+    """Barcode index of each frame read from `url`, until EOF (publisher or relay gone) or `limit_s` s. Setting the
+    session up and probing the stream take seconds on a busy machine: `open_s` allows for that."""
     deadline = time.monotonic() + limit_s
     with av.open(url, options=READER_OPTIONS, timeout=(open_s, read_s)) as container:
         for frame in container.decode(video=0):
@@ -242,7 +243,7 @@ def iter_stamps(url: str, open_s: float = 5.0, read_s: float = 3.0, limit_s: flo
                 return
 
 
-def read_stamps(url: str, frames: int, open_s: float = 5.0, read_s: float = 3.0, limit_s: float = 15.0) -> list[int]:
+def read_stamps(url: str, frames: int, open_s: float = 30.0, read_s: float = 3.0, limit_s: float = 60.0) -> list[int]:
     """Barcode indices of up to `frames` frames read from `url` (fewer on EOF or after `limit_s` s)."""
     with contextlib.closing(iter_stamps(url, open_s, read_s, limit_s)) as stamps:
         return list(itertools.islice(stamps, frames))
