@@ -136,6 +136,16 @@ def write_full_range_clip(path: Path, frames: int = 8, size: tuple[int, int] = (
         container.mux(stream.encode(None))
 
 
+def sort_decoded(packet: av.Packet, pictures: list[float], sound: list[tuple[float, float, float]]) -> None:
+    """Decode `packet` into the time of each picture, and the time, length and peak of each sound frame."""
+    for frame in packet.decode():
+        at = float(frame.pts * frame.time_base)
+        if isinstance(frame, av.VideoFrame):
+            pictures.append(at)
+        else:
+            sound.append((at, frame.samples / frame.sample_rate, float(np.abs(frame.to_ndarray()).max())))
+
+
 def difference(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference of two uint8 images, in levels."""
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())

@@ -24,7 +24,7 @@ from streamstyle.io.urls import target_format
 from streamstyle.processing.chain import NewestSlot
 
 from .conftest import SAMPLES, STARTUP_S, run_cli, wait_for_count
-from .media import FLASH_SOURCE, beep_times, flash_onsets, video_timestamps, write_flash_clip
+from .media import FLASH_SOURCE, beep_times, flash_onsets, sort_decoded, video_timestamps, write_flash_clip
 from .restreamer import Restreamer
 
 # Live outputs, players and servers on 127.0.0.1.
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 BIKES = SAMPLES / "clips" / "bikes.mp4"
 # The writer lays the sound down as one unbroken track, taking stamps within 150 ms of the track's end as unbroken
-# (live._AUDIO_SLACK_MS): on a busy machine, whose stamps wobble more, the sound may run up to that far behind.
+# (io.live_writer._AUDIO_SLACK_MS): on a busy machine, whose stamps wobble more, the sound may run up to that far behind.
 SOUND_SLACK = 0.15
 
 
@@ -281,12 +281,7 @@ def test_rtmp_output_carries_the_sound(tmp_path):
             streams.extend(stream.codec_context.name for stream in container.streams)
             with contextlib.suppress(av.error.FFmpegError):  # the publisher hangs up at the end
                 for packet in container.demux():
-                    for frame in packet.decode():
-                        at = float(frame.pts * frame.time_base)
-                        if isinstance(frame, av.VideoFrame):
-                            pictures.append(at)
-                        else:
-                            sound.append((at, frame.samples / frame.sample_rate, np.abs(frame.to_ndarray()).max()))
+                    sort_decoded(packet, pictures, sound)
 
     listener = threading.Thread(target=ingest, daemon=True)
     listener.start()

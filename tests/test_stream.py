@@ -17,7 +17,7 @@ import pytest
 from streamstyle.io.images import read_image
 
 from .conftest import SAMPLES, STARTUP_S, run_cli, wait_for_count, wait_until
-from .media import difference, live_model_output
+from .media import difference, live_model_output, sort_decoded
 from .restreamer import Restreamer
 from .rtsp.server import READER_OPTIONS, Publisher, RtspRelay, relay_unavailable
 
@@ -196,12 +196,7 @@ def test_restream_carries_the_inputs_audio_from_rtsp_to_rtsp(tmp_path):
             assert [stream.codec_context.name for stream in container.streams] == ["h264", "aac"]
             pictures, sound = [], []  # the time of each picture; the time, length and peak of each sound frame
             for packet in container.demux():
-                for frame in packet.decode():
-                    at = float(frame.pts * frame.time_base)
-                    if isinstance(frame, av.VideoFrame):
-                        pictures.append(at)
-                    else:
-                        sound.append((at, frame.samples / frame.sample_rate, np.abs(frame.to_ndarray()).max()))
+                sort_decoded(packet, pictures, sound)
                 if pictures and pictures[-1] - pictures[0] >= 4:
                     break  # four seconds of pictures, however many the model made in them
         assert app.stop() == 0, app.log
