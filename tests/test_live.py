@@ -31,8 +31,9 @@ from .restreamer import Restreamer
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 BIKES = SAMPLES / "clips" / "bikes.mp4"
-# The writer lays the sound down as one unbroken track, taking stamps within 150 ms of the track's end as unbroken
-# (io.live_writer._AUDIO_SLACK_MS): on a busy machine, whose stamps wobble more, the sound may run up to that far behind.
+# The writer lays the sound down as one unbroken track, taking stamps within 150 ms of the track's end as
+# unbroken (io.live_writer._AUDIO_SLACK_MS): on a busy machine, whose stamps wobble more, the sound may run up to
+# that far behind.
 SOUND_SLACK = 0.15
 
 

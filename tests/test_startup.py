@@ -42,3 +42,12 @@ def test_the_package_loads_a_model_library_only_when_asked():
         import streamstyle
 
         streamstyle.Stylise  # noqa: B018
+
+
+def test_the_installed_command_and_the_module_both_run():
+    """The `streamstyle` script pip writes from [project.scripts], and `python -m streamstyle.cli`, start the CLI."""
+    script = Path(sys.executable).with_name("streamstyle")
+    for command in ([str(script)], [sys.executable, "-m", "streamstyle.cli"]):
+        done = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("streamstyle")
