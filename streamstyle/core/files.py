@@ -1,30 +1,113 @@
-"""Writing files so that nothing half-written is ever left where the output should be."""
+"""Writing files so that nothing half-written is ever left where the output should be, no input is ever written
+over, and nothing that is not an output of the same kind is replaced unless the user asks."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from streamstyle.core.errors import OutputError
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What an output writes, and how to recognise an existing file of that kind (which may be replaced)."""
+
+    name: str  # "video file", "image": said in the error
+    recognizes: Callable[[Path], bool]
+
+
+def _holds_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
+JSON_FILE = FileKind("JSON file", _holds_json)
+
+_SPECIAL = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
+            stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+
+
+def real_output_path(path: str | os.PathLike) -> Path:
+    """Where writing `path` lands: through symbolic links (the link stays, its target gets the file) and `..`.
+    Outputs are written whole under a temporary name and renamed into place, which a pipe or a device cannot take:
+    those are refused rather than replaced by a regular file."""
+    real = Path(os.path.realpath(path))
+    with contextlib.suppress(FileNotFoundError):
+        mode = real.stat().st_mode
+        for is_kind, name in _SPECIAL.items():
+            if is_kind(mode):
+                raise OutputError(f"output {path} is {name}, not a file: streamstyle writes outputs whole, under a "
+                                  "temporary name renamed into place; give a file name")  # fmt: skip
+    return real
+
+
+def claim_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), kind: FileKind | None = None,
+                 overwrite: bool = False) -> Path:  # fmt: skip
+    """Check before any work that `path` can take this output, and return where it will be written (see
+    `real_output_path`). Refused: a folder, a missing or read-only folder, any of `inputs` (the same file however
+    it is named: links, `..`, hard links), and an existing non-empty file that is not of `kind` unless
+    `overwrite`."""
+    real = real_output_path(path)
+    if real.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name")
+    for source in inputs:
+        with contextlib.suppress(OSError):
+            if real.exists() and os.path.samefile(real, source):
+                raise OutputError(f"output {path} is the input {source}: it would be written over; choose another name")
+    if not real.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {Path(path).parent}")
+    if not os.access(real.parent, os.W_OK):
+        raise OutputError(f"output folder is not writable: {Path(path).parent}")
+    if kind and not overwrite and real.is_file() and real.stat().st_size and not kind.recognizes(real):
+        raise OutputError(f"{path} exists and is not a {kind.name}; pass --overwrite to replace it")
+    return real
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
 
 
 class AtomicFile:
     """A file written under a temporary name beside its final one, unique to this writer (two runs writing the
     same output never share it), and renamed into place only when complete; discarded otherwise. The temporary
-    name keeps the suffix, so writers that pick a format by extension (FFmpeg, PIL) still can.
+    name keeps the suffix, so writers that pick a format by extension (FFmpeg, PIL) still can. A file another run
+    completed at the same place meanwhile is not replaced: this one is kept beside it under its own name, and the
+    commit says so; unless `replace_concurrent` (a cache, whose writers all write the same bytes).
 
     >>> with AtomicFile("out.png") as partial:   # renamed to out.png when the block ends without an error
     ...     image.save(partial)
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        token = f"{os.getpid()}-{secrets.token_hex(3)}"
-        self.partial = self.path.with_name(f".{self.path.stem}.{token}.partial{self.path.suffix}")
+    def __init__(self, path: str | os.PathLike, replace_concurrent: bool = False) -> None:
+        self.path = real_output_path(path)
+        self.replace_concurrent = replace_concurrent
+        self.token = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.partial = self.path.with_name(f".{self.path.stem}.{self.token}.partial{self.path.suffix}")
+        self._found = _identity(self.path)
 
     def commit(self) -> None:
-        os.replace(self.partial, self.path)
+        if self.replace_concurrent or _identity(self.path) == self._found:
+            os.replace(self.partial, self.path)
+            return
+        kept = self.path.with_name(f"{self.path.stem}.{self.token}{self.path.suffix}")
+        os.replace(self.partial, kept)
+        raise OutputError(f"{self.path} was written by another run while this one worked; this run's result is "
+                          f"{kept}")  # fmt: skip
 
     def discard(self) -> None:
         # Nothing to clean up where nothing could be written (a read-only folder): that is not a second error.

@@ -75,7 +75,7 @@ def load_state_dict(source: WeightFile, convert: Callable[[Path], StateDict]) ->
         return load_file(cached)
     state = convert(path)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    with AtomicFile(cached) as partial:
+    with AtomicFile(cached, replace_concurrent=True) as partial:  # every run writes the same bytes
         save_file({k: v.contiguous() for k, v in state.items()}, partial)
     return state
 
