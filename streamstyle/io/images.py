@@ -9,9 +9,20 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from streamstyle.core.errors import InputError, OutputError
-from streamstyle.core.files import AtomicFile
+from streamstyle.core.files import AtomicFile, FileKind
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def _holds_image(path: Path) -> bool:
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+IMAGE_FILE = FileKind("image", _holds_image)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from streamstyle.core.errors import InputError
+from streamstyle.core.files import FileKind
 
 # Chroma subsampled formats need even frame sizes.
 _EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le")
@@ -22,6 +23,17 @@ def encodable_shape(height: int, width: int, pix_fmt: str) -> tuple[int, int]:
     if pix_fmt in _EVEN_SIZE_FORMATS:
         return height - height % 2, width - width % 2
     return height, width
+
+
+def _holds_media(path: Path) -> bool:
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+
+
+VIDEO_FILE = FileKind("video file", _holds_media)
 
 
 def open_video(path: str | os.PathLike) -> av.container.InputContainer:
