@@ -4,13 +4,13 @@ which checks every key and value and fills in the defaults that suit the kind of
 
 A pipeline file has the sections below; every key is optional except `source.input` and `output.targets`:
 
-    [source]   input, format, size, fps, read_timeout
+    [source]   input, format, size, fps, read_timeout, strict
     [style]    style, model, strength, preserve_color, style_dir
     [runtime]  device, precision, batch_size, compile
     [size]     max_size, scale, output_size
     [temporal] mode, smooth, flow_size
     [encoder]  codec, crf, preset, pix_fmt, threads, tune, bitrate, gop
-    [output]   targets, stats_json, keyframe_seconds, audio, save_dir, overlay
+    [output]   targets, stats_json, keyframe_seconds, audio, save_dir, overlay, overwrite
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class SourceConfig:
     size: tuple[int, int] | None = None  # ask the camera for this resolution
     fps: float | None = None  # ask the camera for this frame rate
     read_timeout: float = 5.0  # seconds without a frame before a live input counts as lost
+    strict: bool = False  # file: an input that ends early or has corrupt packets is an error, not a warning
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class OutputConfig:
     audio: bool = True  # keep the source's audio: files every stream as it is, live jobs the first as AAC
     save_dir: str = "."  # window: snapshots and recordings go here
     overlay: bool = True  # window: show fps, latency and style over the picture
+    overwrite: bool = False  # replace an existing output file even if it is not of the kind written
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,23 @@ class FileReport:
     stage_seconds: dict[str, float]
     corrupt_packets: int = 0
     notes: list[str] = field(default_factory=list)
+    frames_announced: int | None = None  # by the input's container, where it says
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def damage(self) -> str | None:
+        """What was wrong with the input, in words: it ended before the frames its container announced, or some
+        packets could not be decoded. None for a whole input."""
+        problems = []
+        if self.frames_announced and self.frames < self.frames_announced:
+            problems.append(f"the input ended early: {self.frames} of the {self.frames_announced} frames its "
+                            "container announced were decoded")  # fmt: skip
+        if self.corrupt_packets:
+            problems.append(f"skipped {self.corrupt_packets} corrupt video packet(s)")
+        return "; ".join(problems) or None
 
 
 def stylize_file(
@@ -47,11 +60,15 @@ def stylize_file(
     temporal: TemporalSettings | None = None,
     on_progress: Callable[[int, int | None], None] | None = None,
     audio: bool = True,
+    overwrite: bool = False,
+    strict: bool = False,
 ) -> FileReport:
     """Stylize a video file into `output`, keeping timestamps, audio (unless `audio` is False) and metadata.
     on_progress(frames_done, frames_total_or_None) is called from this thread about 10 times a second. Temporal
-    smoothing is flow-guided by default."""
-    source, output = check_paths(source, output)
+    smoothing is flow-guided by default. A damaged input (truncated, corrupt packets) is said in the report's
+    `damage`, or with `strict` is an InputError and nothing is written. An existing output that is not a video
+    is replaced only with `overwrite`."""
+    source, output = check_paths(source, output, overwrite)
     sizes = sizes or SizeSettings()
     encoder = encoder or EncoderSettings()
     temporal = temporal or TemporalSettings()
@@ -61,26 +78,21 @@ def stylize_file(
         stages = chain_stages(lambda: stylizer, sizes, temporal, live=False,
                               batch_size=batch_size or stylizer.runtime.default_batch_size)  # fmt: skip
         chain = Chain(file_source, stages, sink)
-        total = container.streams.video[0].frames or _estimate_frames(container)
+        announced = container.streams.video[0].frames or None
+        total = announced or _estimate_frames(container)
         start = time.perf_counter()
         chain.run(lambda: on_progress(sink.frames, total) if on_progress else None)
         if sink.frames == 0:
             raise InputError(f"no video frame could be decoded from {source} (corrupt or truncated)")
-    seconds = time.perf_counter() - start
-    busy = {timer.name: timer.busy for timer in chain.timers}
-    notes = list(sink.notes)
-    if file_source.corrupt_packets:
-        notes.append(f"skipped {file_source.corrupt_packets} corrupt video packet(s)")
-    stage_seconds = {"decode": busy.pop("source"), **busy}
-    stage_seconds["encode"] = stage_seconds.pop("sink")
-    return FileReport(
-        output,
-        sink.frames,
-        seconds,
-        stage_seconds,
-        file_source.corrupt_packets,
-        notes,
-    )
+        busy = {timer.name: timer.busy for timer in chain.timers}
+        stage_seconds = {"decode": busy.pop("source"), **busy}
+        stage_seconds["encode"] = stage_seconds.pop("sink")
+        report = FileReport(output, sink.frames, 0.0, stage_seconds, file_source.corrupt_packets, list(sink.notes),
+                            announced)  # fmt: skip
+        if strict and report.damage:
+            raise InputError(f"{source}: {report.damage} (--strict)")
+    report.seconds = time.perf_counter() - start
+    return report
 
 
 def _estimate_frames(container: av.container.InputContainer) -> int | None:

@@ -22,8 +22,12 @@ from streamstyle.apps.restream import Restream, StreamStats, write_stats_json
 from streamstyle.apps.style_deck import StyleDeck, paintings_in
 from streamstyle.apps.window import LiveWindow, WindowReport
 from streamstyle.core.errors import OutputError
+from streamstyle.core.files import JSON_FILE, FileKind, claim_output
 from streamstyle.core.settings import SizeSettings
 from streamstyle.io.live_source import LiveSource, Reconnect, live_input
+from streamstyle.io.live_writer import PLAYLIST_FILE
+from streamstyle.io.media import VIDEO_FILE
+from streamstyle.io.urls import is_file_target, target_format
 from streamstyle.io.video_file import check_paths
 from streamstyle.processing.runtime import share_cores_with_model
 from streamstyle.processing.stylizer import Stylizer
@@ -33,11 +37,12 @@ Say = Callable[[str], None]
 
 def run_file_job(config: PipelineConfig, on_progress: Callable[[int, int | None], None] | None = None
                  ) -> tuple[FileReport, Stylizer]:  # fmt: skip
-    source, output = check_paths(config.source.input, config.output.targets[0])
+    source, output = check_paths(config.source.input, config.output.targets[0], config.output.overwrite)
     stylizer = config.style.stylizer(config.runtime)
     report = stylize_file(source, output, stylizer, batch_size=config.runtime.batch_size, sizes=config.size,
                           encoder=config.encoder, temporal=config.temporal, on_progress=on_progress,
-                          audio=config.output.audio)  # fmt: skip
+                          audio=config.output.audio, overwrite=config.output.overwrite,
+                          strict=config.source.strict)  # fmt: skip
     return report, stylizer
 
 
@@ -71,10 +76,27 @@ def run_window_job(config: PipelineConfig, say: Say) -> WindowReport:
     return report
 
 
+def claim_stream_outputs(config: PipelineConfig) -> None:
+    """Before anything starts: the recordings, playlists and stats file of a restream are distinct files that can
+    be written there, none of them the input, none replacing a file of another kind unless asked."""
+    written: list[tuple[str, FileKind]] = [(target, VIDEO_FILE) for target in config.output.targets
+                                           if is_file_target(target)]  # fmt: skip
+    written += [(target, PLAYLIST_FILE) for target in config.output.targets if target_format(target) == "hls"]
+    if config.output.stats_json:
+        written.append((config.output.stats_json, JSON_FILE))
+    claimed: dict[Path, str] = {}
+    for target, kind in written:
+        real = claim_output(target, [config.source.input], kind, config.output.overwrite)
+        if real in claimed:
+            raise OutputError(f"{claimed[real]} and {target} are the same file: give each output its own")
+        claimed[real] = target
+
+
 def run_stream_job(config: PipelineConfig, say: Say, on_stats: Callable[[StreamStats], None] | None = None
                    ) -> StreamStats:  # fmt: skip
-    """Restream until the input is gone for good or SIGINT/SIGTERM (a second one stops at once); the stats go to
-    `on_stats` every second and to the config's stats file."""
+    """Restream until the input is gone for good or SIGINT/SIGTERM/SIGHUP (a second one stops at once); the stats go
+    to `on_stats` every second and to the config's stats file."""
+    claim_stream_outputs(config)
     live = live_input(config.source.input, config.source.format, timeout=(10.0, config.source.read_timeout))
     stylizer = config.style.stylizer(config.runtime)
     sizes = live_sizes(config, stylizer)
@@ -92,7 +114,7 @@ def run_stream_job(config: PipelineConfig, say: Say, on_stats: Callable[[StreamS
         say(f"{signal.Signals(signum).name}: closing the outputs")
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     say(f"{live.label} → {', '.join(targets)}: {stylizer.style.label}, model at {sizes.max_size} px, "
         f"{stylizer.runtime.describe()}")  # fmt: skip

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import queue
 import threading
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamstyle.core.errors import OutputError
-from streamstyle.core.files import AtomicFile
+from streamstyle.core.files import write_json
 from streamstyle.core.frames import Frame
 from streamstyle.core.roles import Sink
 from streamstyle.core.settings import EncoderSettings, SizeSettings, TemporalSettings
@@ -54,7 +53,7 @@ class Output(Sink[AudioChunk]):
         self.frames = 0
         self.repeats = 0
         self.reconnects = 0
-        self.failed = False  # a file output that could not be written: it stays stopped
+        self.failed: str | None = None  # why a file output could not be written: it stays stopped
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=300)
         self._slot: NewestSlot[Frame] = NewestSlot()
         self._audio = AudioBacklog()
@@ -108,12 +107,12 @@ class Output(Sink[AudioChunk]):
     def _write(self, frame: Frame, repeated: bool) -> None:
         if self.failed or time.monotonic() < self._retry_at:
             return
-        if self._writer is None:
-            # The keyframe interval in frames follows the source's rate, known by the first frame.
-            gop = max(1, round(self.source.rate * self.gop_seconds))
-            self._writer = LiveWriter(self.target, dataclasses.replace(self.encoder, gop=gop), self.source.rate,
-                                      audio=self.source.audio_format)  # fmt: skip
         try:
+            if self._writer is None:
+                # The keyframe interval in frames follows the source's rate, known by the first frame.
+                gop = max(1, round(self.source.rate * self.gop_seconds))
+                self._writer = LiveWriter(self.target, dataclasses.replace(self.encoder, gop=gop), self.source.rate,
+                                          audio=self.source.audio_format)  # fmt: skip
             self._writer.write(frame)
             skipped = self._writer.audio_skipped
             self._audio.write_into(self._writer)
@@ -123,11 +122,12 @@ class Output(Sink[AudioChunk]):
                 self.notify(f"{self.target}: the input's audio changed rate or channels; left out until this "
                             "output reconnects")  # fmt: skip
         except OutputError as error:
-            self._writer.discard()
-            self._writer = None
+            if self._writer is not None:
+                self._writer.discard()
+                self._writer = None
             if is_file_target(self.target):
-                self.failed = True
-                self.notify(f"{self.target}: {error}; this output stops, the others go on")
+                self.failed = str(error)
+                self.notify(f"{self.target}: {error}; this output stops")
                 return
             self._failures += 1
             delay = self.reconnect.delay(self._failures)
@@ -228,7 +228,7 @@ class Restream:
             reconnects_in=self.source.reconnects,
             outputs=[
                 {"target": o.target, "connected": o.connected, "frames": o.frames, "repeats": o.repeats,
-                 "reconnects": o.reconnects, "failed": o.failed}
+                 "reconnects": o.reconnects, "failed": o.failed is not None}
                 for o in self.outputs
             ],
         )  # fmt: skip
@@ -240,7 +240,7 @@ class Restream:
 
         def tick() -> None:
             nonlocal next_report
-            if stop.is_set():
+            if stop.is_set() or all(output.failed for output in self.outputs):
                 self.chain.stop_event.set()
                 self.source.stop_event.set()
             if time.monotonic() >= next_report:
@@ -249,10 +249,10 @@ class Restream:
 
         with self.fanout:
             self.chain.run(tick)
+        if all(output.failed for output in self.outputs):
+            raise OutputError("no output could be written: " + "; ".join(str(o.failed) for o in self.outputs))
         return self.stats()
 
 
 def write_stats_json(stats: StreamStats, path: Path) -> None:
-    """Replace `path` whole, so a reader never sees half a file."""
-    with AtomicFile(path) as partial:
-        partial.write_text(json.dumps(dataclasses.asdict(stats), indent=1))
+    write_json(path, dataclasses.asdict(stats))

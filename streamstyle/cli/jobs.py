@@ -15,11 +15,12 @@ from streamstyle.cli.options import (
     encoder_options,
     live_source_options,
     options_given,
+    overwrite_option,
     parse_bitrate,
     style_options,
     temporal_options,
 )
-from streamstyle.cli.progress import console, file_progress, print_file_summary, say, say_with_time
+from streamstyle.cli.progress import console, file_progress, print_file_summary, say, say_with_time, warn
 from streamstyle.core.settings import TemporalSettings
 
 
@@ -35,21 +36,24 @@ from streamstyle.core.settings import TemporalSettings
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
 @click.option("--pix-fmt", help="Output pixel format (default yuv420p).")
 @temporal_options("flow", TemporalSettings().smooth)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (a damaged input is still said).")
+@click.option("--strict", is_flag=True, default=None,
+              help="A damaged input (ended early, corrupt packets) is an error: exit 2, nothing written.")
 @audio_option
+@overwrite_option
 def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int | None, max_size: int | None,
          scale: float | None, output_size: str | None, codec: str | None, preset: str | None, crf: int | None,
-         pix_fmt: str | None, temporal: str | None, smooth: float | None, quiet: bool,
-         audio: bool | None) -> None:  # fmt: skip
+         pix_fmt: str | None, temporal: str | None, smooth: float | None, quiet: bool, strict: bool | None,
+         audio: bool | None, overwrite: bool | None) -> None:  # fmt: skip
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
     sections = {
-        "source": {"input": str(source)},
+        "source": {"input": str(source)} | options_given(strict=strict),
         "style": style,
         "runtime": runtime | options_given(batch_size=batch_size),
         "size": options_given(max_size=max_size, scale=scale, output_size=output_size),
         "encoder": options_given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
         "temporal": options_given(mode=temporal, smooth=smooth),
-        "output": {"targets": [str(output)]} | options_given(audio=audio),
+        "output": {"targets": [str(output)]} | options_given(audio=audio, overwrite=overwrite),
     }
     execute(pipeline_config(sections, "command line"), quiet)
 
@@ -101,10 +105,12 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
 @audio_option
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False),
               help="Keep this file updated (every second) with fps, drops, latency and reconnects.")
+@overwrite_option
 def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, ...], source_format: str | None,
            style: dict, runtime: dict, max_size: int | None, output_size: str | None, temporal: str | None,
            smooth: float | None, codec: str | None, preset: str | None, bitrate: str | None, gop: float | None,
-           read_timeout: float | None, audio: bool | None, stats_json: Path | None) -> None:  # fmt: skip
+           read_timeout: float | None, audio: bool | None, stats_json: Path | None,
+           overwrite: bool | None) -> None:  # fmt: skip
     """Restream SOURCE_URL stylized to OUTPUTS: read a live stream (rtsp:// over TCP, rtmp://, udp://, http://, or a
     file played in real time), publish to RTSP servers (ANNOUNCE/RECORD, as to MediaMTX), rtmp://, udp:// (MPEG-TS),
     HLS, and/or record to files. Reconnects when the input or an output drops; SIGINT/SIGTERM close cleanly.
@@ -120,7 +126,8 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
         "temporal": options_given(mode=temporal, smooth=smooth),
         "encoder": options_given(codec=codec, preset=preset, bitrate=parse_bitrate(bitrate)),
         "output": {"targets": targets}
-        | options_given(keyframe_seconds=gop, audio=audio, stats_json=str(stats_json) if stats_json else None),
+        | options_given(keyframe_seconds=gop, audio=audio, stats_json=str(stats_json) if stats_json else None,
+                        overwrite=overwrite),
     }
     execute(pipeline_config(sections, "command line", kind="stream"))
 
@@ -131,7 +138,8 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
               help="Override a setting of the file, e.g. --set temporal.smooth=0.5 --set style.style=3 (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (file jobs).")
 def run(pipeline: Path, overrides: tuple[str, ...], quiet: bool) -> None:
-    """Run a pipeline file (TOML): a source, a style, smoothing, an encoder and outputs. See pipelines/."""
+    """Run a pipeline file (TOML): a source, a style, smoothing, an encoder and outputs. See pipelines/.
+    source.strict and output.overwrite are the --strict and --overwrite of the commands."""
     execute(load_pipeline(pipeline, list(overrides)), quiet)
 
 
@@ -145,6 +153,8 @@ def execute(config: PipelineConfig, quiet: bool = False) -> None:
             report, stylizer = jobs.run_file_job(config, on_progress)
         if not quiet:
             print_file_summary(report, stylizer)
+        if report.damage:
+            warn(f"{report.damage}; the output holds what could be read (--strict makes this an error)")
     elif config.kind == "window":
         jobs.run_window_job(config, say)
     else:

@@ -4,6 +4,7 @@ run, so `--help` answers at once."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 
@@ -14,24 +15,42 @@ from streamstyle.cli import jobs, offline, stills
 from streamstyle.core.errors import StreamstyleError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (what `timeout`, `kill`, service managers and a closed terminal send), unwinding the
+    command as Ctrl-C does, so every unfinished output is discarded."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
 class ErrorReportingGroup(click.Group):
-    """Reports a StreamstyleError as one line on stderr and exit status 2, with no traceback."""
+    """Reports a StreamstyleError as one line on stderr and exit status 2, with no traceback; a signal that stops
+    the command (SIGINT, SIGTERM, SIGHUP) as one line and the shell's status for it, 128 + its number."""
 
     def invoke(self, ctx: click.Context):
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _terminate)
         try:
             return super().invoke(ctx)
         except StreamstyleError as error:
             click.echo(f"streamstyle: error: {error}", err=True)
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("streamstyle: interrupted", err=True)
+        except KeyboardInterrupt as interrupt:
+            signum = interrupt.signum if isinstance(interrupt, Terminated) else int(signal.SIGINT)
+            click.echo("streamstyle: interrupted" if signum == signal.SIGINT else
+                       f"streamstyle: stopped by {signal.Signals(signum).name}", err=True)  # fmt: skip
             if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
                 # A second Ctrl-C cut the closing short: pipeline threads are still inside native code (the
                 # model, the codecs), and tearing the interpreter down under them aborts the process.
                 sys.stdout.flush()
                 sys.stderr.flush()
-                os._exit(130)
-            ctx.exit(130)
+                os._exit(128 + signum)
+            ctx.exit(128 + signum)
 
 
 @click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})

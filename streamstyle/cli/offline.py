@@ -12,7 +12,8 @@ from rich.table import Table
 from streamstyle.apps.config import RuntimeConfig, StyleConfig
 from streamstyle.cli.options import options_given, runtime_options
 from streamstyle.cli.progress import console, loss_progress
-from streamstyle.core.errors import ConfigError, InputError, OutputError
+from streamstyle.core.errors import ConfigError, InputError
+from streamstyle.core.files import JSON_FILE, claim_output, write_json
 from streamstyle.core.settings import TemporalSettings, TrainSettings
 
 
@@ -31,14 +32,13 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
           precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
     """Measure model-only and end-to-end (decode, model, smoothing, encode) speed on the sample clip at 360p, 720p
     and 1080p; print a table and write JSON."""
-    import json
-
     from streamstyle.offline.bench import SIZES, run_bench
 
     names = [name.strip() for name in sizes.split(",") if name.strip()]
     unknown = [name for name in names if name not in SIZES]
     if unknown or not names:
         raise click.BadParameter(f"unknown size {', '.join(unknown)}; use {', '.join(SIZES)}", param_hint="--sizes")
+    claim_output(json_path, kind=JSON_FILE)
     runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model))
     stylizer = StyleConfig(style=style).stylizer(runtime)
     table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}, "
@@ -54,11 +54,11 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
         table.add_row(f"{row.size} ({row.width}x{row.height})", f"{row.model_ms:.1f}", f"{row.model_fps:.2f}",
                       f"{row.end_to_end_fps:.2f}", f"{row.share_of_model:.2f}")  # fmt: skip
     Console().print(table)
-    json_path.write_text(json.dumps({
+    write_json(json_path, {
         "model": stylizer.model.name, "style": stylizer.style.label, "runtime": stylizer.runtime.describe(),
         "temporal": temporal, "rows": [dataclasses.asdict(row) | {"end_to_end_over_model": round(row.share_of_model, 3)}
                                        for row in rows],
-    }, indent=1))  # fmt: skip
+    })  # fmt: skip
     console.print(f"wrote {json_path}")
 
 
@@ -93,6 +93,7 @@ def train(style_path: Path, content: Path, output: Path, steps: int, batch_size:
           precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
     """Train a fixed-style network (Johnson et al.) for one painting, with VGG19 perceptual losses."""
     from streamstyle.io.images import fit_within, read_image
+    from streamstyle.models.checkpoints import CHECKPOINT_FILE
     from streamstyle.offline.train import train as run_training
     from streamstyle.processing.stylizer import load_vgg19
 
@@ -102,8 +103,7 @@ def train(style_path: Path, content: Path, output: Path, steps: int, batch_size:
         raise InputError(f"style image not found: {style_path}")
     if compile_model:
         raise ConfigError("--compile speeds up running a model, not training it; leave it out here")
-    if not output.parent.is_dir():
-        raise OutputError(f"output folder does not exist: {output.parent}")
+    claim_output(output, [style_path, content, *([sample] if sample else [])], CHECKPOINT_FILE)
     runtime = RuntimeConfig(**options_given(device=device, precision=precision)).resolve()
     picture = fit_within(read_image(sample), 512) if sample else None
     with loss_progress() as progress:

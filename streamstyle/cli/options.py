@@ -134,3 +134,10 @@ def live_source_options(command):
 
 
 LIVE_MAX_SIZE_HELP = "Run the model with the longer side at most this (default: 256 on CPU, 720 on CUDA)."
+
+
+def overwrite_option(command):
+    """--overwrite: replace an existing output that is not of the kind the command writes (inputs never)."""
+    return click.option("--overwrite", is_flag=True, default=None,
+                        help="Replace existing outputs even if they are not of the kind written (never an input).",
+                        )(command)  # fmt: skip

@@ -27,6 +27,11 @@ def say_with_time(line: str) -> None:
     say(f"{time.strftime('%H:%M:%S')} {line}")
 
 
+def warn(line: str) -> None:
+    """Something the user must hear even with --quiet."""
+    say(f"streamstyle: warning: {line}")
+
+
 @contextlib.contextmanager
 def file_progress(quiet: bool, description: str) -> Iterator[Callable[[int, int | None], None] | None]:
     """A callback (frames done, frames total) that drives a rich progress bar with fps and ETA."""

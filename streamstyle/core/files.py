@@ -34,6 +34,12 @@ def _holds_json(path: Path) -> bool:
 
 JSON_FILE = FileKind("JSON file", _holds_json)
 
+
+def write_json(path: str | os.PathLike, data: object) -> None:
+    """Replace `path` whole, so a reader never sees half a file."""
+    with AtomicFile(path) as partial:
+        partial.write_text(json.dumps(data, indent=1))
+
 _SPECIAL = {stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}  # fmt: skip
 

@@ -12,7 +12,7 @@ from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from streamstyle.core.errors import OutputError
-from streamstyle.core.files import AtomicFile
+from streamstyle.core.files import AtomicFile, FileKind
 from streamstyle.core.frames import CAPTURE_TIME_BASE, Frame
 from streamstyle.core.roles import Sink
 from streamstyle.core.settings import EncoderSettings
@@ -33,6 +33,17 @@ _MUXER_OPTIONS = {
     "hls": {"hls_time": "2", "hls_list_size": "6", "hls_flags": "delete_segments+independent_segments"},
     "mpegts": {"flush_packets": "1"},
 }
+
+
+def _holds_playlist(path: Path) -> bool:
+    try:
+        with path.open("rb") as playlist:
+            return playlist.read(7) == b"#EXTM3U"
+    except OSError:
+        return False
+
+
+PLAYLIST_FILE = FileKind("HLS playlist", _holds_playlist)
 
 
 class LiveWriter(Sink[AudioChunk]):

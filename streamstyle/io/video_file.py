@@ -15,11 +15,11 @@ from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from streamstyle.core.errors import InputError, OutputError
-from streamstyle.core.files import AtomicFile
+from streamstyle.core.files import AtomicFile, claim_output
 from streamstyle.core.frames import AudioPacket, Frame
 from streamstyle.core.roles import Sink
 from streamstyle.core.settings import EncoderSettings
-from streamstyle.io.media import encodable_picture, encodable_shape, is_tagged, named_layout, upright_rgb
+from streamstyle.io.media import VIDEO_FILE, encodable_picture, encodable_shape, is_tagged, named_layout, upright_rgb
 
 
 class FileSource:
@@ -220,19 +220,12 @@ class FileSink(Sink[AudioPacket]):
         self.file.discard()
 
 
-def check_paths(source: str | os.PathLike, output: str | os.PathLike) -> tuple[Path, Path]:
-    """Fail early, before any model loads, on paths that cannot work."""
-    source, output = Path(source), Path(output)
+def check_paths(source: str | os.PathLike, output: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
+    """Fail early, before any model loads, on paths that cannot work (see `claim_output`)."""
+    source = Path(source)
     if not source.exists():
         raise InputError(f"input not found: {source}")
-    if output.exists() and output.resolve() == source.resolve():
-        raise OutputError(f"output {output} would overwrite its input")
-    if output.is_dir():
-        raise OutputError(f"output {output} is a folder; give a file name such as {output / source.name}")
-    if not output.parent.is_dir():
-        raise OutputError(f"output folder does not exist: {output.parent}")
-    if not os.access(output.parent, os.W_OK):
-        raise OutputError(f"output folder is not writable: {output.parent}")
-    return source, output
-
-
+    if Path(output).is_dir():
+        raise OutputError(f"output {output} is a folder; give a file name such as {Path(output) / source.name}")
+    claim_output(output, [source], VIDEO_FILE, overwrite)
+    return source, Path(output)

@@ -3,15 +3,18 @@ reading it back."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from streamstyle.core.errors import InputError
-from streamstyle.core.files import AtomicFile
+from streamstyle.core.files import AtomicFile, FileKind
 
 CHECKPOINT_KIND = "streamstyle-transformer-net"
+# torch.save writes a zip archive: that is what an existing model file may be replaced by a new one.
+CHECKPOINT_FILE = FileKind("model file", zipfile.is_zipfile)
 
 
 def save_checkpoint(path: Path, contents: dict[str, Any]) -> None:
