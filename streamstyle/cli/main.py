@@ -33,15 +33,15 @@ class ErrorReportingGroup(click.Group):
     the command (SIGINT, SIGTERM, SIGHUP) as one line and the shell's status for it, 128 + its number."""
 
     def invoke(self, ctx: click.Context):
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, _terminate)
+        for stopping in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stopping, _terminate)
         try:
             return super().invoke(ctx)
         except StreamstyleError as error:
             click.echo(f"streamstyle: error: {error}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt as interrupt:
-            signum = interrupt.signum if isinstance(interrupt, Terminated) else int(signal.SIGINT)
+            signum = interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT
             click.echo("streamstyle: interrupted" if signum == signal.SIGINT else
                        f"streamstyle: stopped by {signal.Signals(signum).name}", err=True)  # fmt: skip
             if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
