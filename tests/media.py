@@ -216,3 +216,18 @@ def beep_times(path: Path) -> list[float]:
     loud = np.flatnonzero(sound > 0.1)
     onsets = loud[np.insert(np.diff(loud) > chunks[0].sample_rate // 2, 0, True)]
     return [start + index / chunks[0].sample_rate for index in onsets]
+
+
+def write_moving_clip(path: Path, frames: int, size: tuple[int, int] = (96, 64), fps: int = 25,
+                      format: str | None = None, options: dict[str, str] | None = None) -> None:  # fmt: skip
+    """H.264 of a gradient that moves a step every frame, in the container the suffix (or `format`) names;
+    `options` go to the muxer (e.g. movflags=faststart: the index at the start)."""
+    width, height = size
+    ramp = np.add.outer(np.arange(height), np.arange(width))
+    with av.open(str(path), "w", format=format, options=options or {}) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(frames):
+            picture = np.stack([ramp + 3 * index, ramp[::-1] + index, np.full_like(ramp, 128)], axis=-1) % 256
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture.astype(np.uint8), format="rgb24")))
+        container.mux(stream.encode(None))

@@ -56,14 +56,20 @@ def file_progress(quiet: bool, description: str) -> Iterator[Callable[[int, int 
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task(description, total=None, fps=0.0)
+    # The bar shows once frames flow: an error found before (a bad path, a bad option) stays the only line.
+    progress = Progress(*columns, console=Console(stderr=True), transient=False)
+    task = progress.add_task(description, total=None, fps=0.0)
 
-        def update(done: int, total: int | None) -> None:
-            elapsed = progress.tasks[task].elapsed or 0.0
-            progress.update(task, completed=done, total=total, fps=done / elapsed if elapsed else 0.0)
+    def update(done: int, total: int | None) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        elapsed = progress.tasks[task].elapsed or 0.0
+        progress.update(task, completed=done, total=total, fps=done / elapsed if elapsed else 0.0)
 
+    try:
         yield update
+    finally:
+        progress.stop()
 
 
 def loss_progress(**options: Any) -> Progress:

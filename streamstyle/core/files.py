@@ -70,7 +70,7 @@ def claim_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     for source in inputs:
         with contextlib.suppress(OSError):
             if real.exists() and os.path.samefile(real, source):
-                raise OutputError(f"output {path} is the input {source}: it would be written over; choose another name")
+                raise OutputError(f"output {path} would overwrite its input {source}")
     if not real.parent.is_dir():
         raise OutputError(f"output folder does not exist: {Path(path).parent}")
     if not os.access(real.parent, os.W_OK):
