@@ -20,7 +20,7 @@ from streamstyle.core.errors import OutputError
 class FileKind:
     """What an output writes, and how to recognise an existing file of that kind (which may be replaced)."""
 
-    name: str  # "video file", "image": said in the error
+    name: str  # "a video file", "an image": said in the error
     recognizes: Callable[[Path], bool]
 
 
@@ -32,7 +32,7 @@ def _holds_json(path: Path) -> bool:
     return True
 
 
-JSON_FILE = FileKind("JSON file", _holds_json)
+JSON_FILE = FileKind("a JSON file", _holds_json)
 
 
 def write_json(path: str | os.PathLike, data: object) -> None:
@@ -76,7 +76,7 @@ def claim_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     if not os.access(real.parent, os.W_OK):
         raise OutputError(f"output folder is not writable: {Path(path).parent}")
     if kind and not overwrite and real.is_file() and real.stat().st_size and not kind.recognizes(real):
-        raise OutputError(f"{path} exists and is not a {kind.name}; pass --overwrite to replace it")
+        raise OutputError(f"{path} exists and is not {kind.name}; pass --overwrite to replace it")
     return real
 
 

@@ -22,7 +22,7 @@ def _holds_image(path: Path) -> bool:
         return False
 
 
-IMAGE_FILE = FileKind("image", _holds_image)
+IMAGE_FILE = FileKind("an image", _holds_image)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

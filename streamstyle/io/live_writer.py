@@ -43,7 +43,7 @@ def _holds_playlist(path: Path) -> bool:
         return False
 
 
-PLAYLIST_FILE = FileKind("HLS playlist", _holds_playlist)
+PLAYLIST_FILE = FileKind("an HLS playlist", _holds_playlist)
 
 
 class LiveWriter(Sink[AudioChunk]):

@@ -33,7 +33,7 @@ def _holds_media(path: Path) -> bool:
         return False
 
 
-VIDEO_FILE = FileKind("video file", _holds_media)
+VIDEO_FILE = FileKind("a video file", _holds_media)
 
 
 def open_video(path: str | os.PathLike) -> av.container.InputContainer:

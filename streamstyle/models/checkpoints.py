@@ -14,7 +14,7 @@ from streamstyle.core.files import AtomicFile, FileKind
 
 CHECKPOINT_KIND = "streamstyle-transformer-net"
 # torch.save writes a zip archive: that is what an existing model file may be replaced by a new one.
-CHECKPOINT_FILE = FileKind("model file", zipfile.is_zipfile)
+CHECKPOINT_FILE = FileKind("a model file", zipfile.is_zipfile)
 
 
 def save_checkpoint(path: Path, contents: dict[str, Any]) -> None:
