@@ -14,9 +14,8 @@ from PIL import Image
 from streamstyle.core.errors import InputError
 from streamstyle.io.images import IMAGE_FILE, read_image
 
-from .conftest import SAMPLES, run_cli
+from .conftest import run_cli
 
-SCREAM = SAMPLES / "paintings" / "munch_the_scream.jpg"
 GRADIENT_16 = (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)  # 0 to 64491 of 65535
 
 
@@ -139,7 +138,29 @@ def test_huge_paintings_are_refused_in_one_line(tmp_path):
     assert not out.exists()
 
 
-# Point 6 again: a 16-bit picture as a photo and as a painting.
+# Point 7: the smallest pictures, as photos and as paintings, with either model and with optimisation.
+
+
+@pytest.mark.slow  # loads the style models
+@pytest.mark.parametrize(
+    "style",
+    [["--style", "3", "--model", "dumoulin26"], ["--style", "{one_pixel}"], ["--style", "{one_pixel}",
+     "--strength", "0.5"], ["--style", "{one_pixel}", "--method", "optimize", "--steps", "2", "--preserve-color"]],
+    ids=["dumoulin26", "magenta", "magenta strength", "optimize"],
+)  # fmt: skip
+def test_one_and_two_pixel_pictures_are_stylized_at_their_size(tmp_path, style):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sizes = {"one": (1, 1), "two": (2, 2), "row": (1, 9), "column": (7, 2)}
+    for name, (height, width) in sizes.items():
+        write_png(photos / f"{name}.png", noise(height, width))
+    one_pixel = write_png(tmp_path / "one_pixel_painting.png", noise(1, 1, seed=1))
+    out = tmp_path / "out"
+    result = run_cli("image", photos, out, *[arg.format(one_pixel=one_pixel) for arg in style], "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for name, (height, width) in sizes.items():
+        assert read_image(out / f"{name}.png").shape == (height, width, 3)
 
 
 @pytest.mark.slow  # loads the style model
