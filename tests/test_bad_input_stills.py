@@ -1,6 +1,9 @@
 """Issue 18 for stills: every bit depth read as it is meant, tiny and huge pictures, and outputs that cannot be
 written each end in one line and exit status 2, with nothing lost and nothing half-written left behind."""
 
+import os
+import resource
+import signal
 import struct
 import subprocess
 import zlib
@@ -185,3 +188,89 @@ def resolve_cpu():
     from streamstyle.processing.runtime import resolve_runtime
 
     return resolve_runtime("cpu", "fp32", channels_last=False)
+
+
+# Point 7: outputs that cannot take a picture: devices, read-only places.
+
+
+def test_a_device_as_output_is_refused_in_one_line(tmp_path):
+    photo = write_png(tmp_path / "photo.png", noise(8, 8))
+    assert_one_line_error(run_cli("image", photo, os.devnull), "character device")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nothing can be written into: a read-only file system where this user may mount one (root, which
+    ignores folder permissions), otherwise a folder without write permission."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"root, and may not mount a read-only file system: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_read_only_outputs_are_refused_in_one_line(tmp_path, read_only_folder):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = write_png(photos / "photo.png", noise(8, 8))
+    assert_one_line_error(run_cli("image", photo, read_only_folder / "out.png"), "not writable")
+    assert_one_line_error(run_cli("image", photos, read_only_folder / "new" / "folder"), "not writable")
+    assert list(read_only_folder.iterdir()) == []
+
+
+# Point 11: a folder of pictures goes to a folder, and a run that writes nothing leaves nothing.
+
+
+def test_a_folder_to_an_image_file_name_is_refused(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_png(photos / "photo.png", noise(8, 8))
+    assert_one_line_error(run_cli("image", photos, tmp_path / "out.png"), "must be a folder")
+    assert not (tmp_path / "out.png").exists()
+
+
+def limit_file_size(limit: int):
+    """For a child process: files larger than `limit` bytes cannot be written (EFBIG, as on a full disk)."""
+
+    def limit_then_exec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the writer instead of failing the write
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_then_exec
+
+
+@pytest.mark.slow  # loads the style model
+def test_a_folder_run_that_cannot_write_leaves_no_empty_output_folder(tmp_path, cpu):
+    from streamstyle.processing.stylizer import load_style_model
+
+    load_style_model("dumoulin26", cpu)  # its converted weights cached, so the run below only writes pictures
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in range(2):
+        write_png(photos / f"photo{seed}.png", noise(64, 64, seed))  # about 12 KB each as PNG
+    out = tmp_path / "new" / "out"
+    result = run_cli("image", photos, out, "--style", "3", "--device", "cpu", preexec_fn=limit_file_size(4096))
+    assert_one_line_error(result, "cannot write")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["photos"]
+
+
+# --overwrite: an existing file that is not a picture is replaced only when asked.
+
+
+@pytest.mark.slow  # loads the style model
+def test_overwrite_replaces_an_output_that_is_not_an_image(tmp_path):
+    photo = write_png(tmp_path / "photo.png", noise(8, 8))
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    assert_one_line_error(run_cli("image", photo, notes), "exists and is not a", "--overwrite")
+    assert notes.read_text() == "not a picture"
+    result = run_cli("image", photo, notes, "--style", "3", "--device", "cpu", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert read_image(notes).shape == (8, 8, 3)
