@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -49,7 +50,11 @@ IMAGE_FILE = FileKind("image", _holds_image)
 # Pillow's conversion to RGB would clip them all at 255 instead: a 16-bit PNG came out nearly white.
 _FULL_SCALES = {"I;16": (65535,), "I;16L": (65535,), "I;16B": (65535,), "I;16N": (65535,), "I": (255, 65535),
                 "F": (1.0, 255, 65535)}  # fmt: skip
-_LAB_TO_SRGB = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+
+
+@functools.cache
+def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
+    return ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
 
 
 def _as_rgb(image: Image.Image) -> np.ndarray:
@@ -62,9 +67,11 @@ def _as_rgb(image: Image.Image) -> np.ndarray:
         grey = np.round(samples * (255 / white)).clip(0, 255).astype(np.uint8)  # negative samples are black
         return np.repeat(grey[..., None], 3, axis=2)
     if image.mode == "LAB":
-        return np.asarray(ImageCms.applyTransform(image, _LAB_TO_SRGB))
-    if image.mode in ("RGBA", "RGBa", "LA", "La", "P", "PA"):
-        image = image.convert("LA" if image.mode == "La" else image.mode).convert("RGBA")  # La goes only to LA
+        return np.asarray(ImageCms.applyTransform(image, _lab_to_srgb()))
+    if image.mode == "La":  # grey premultiplied by alpha, which Pillow converts to LA only
+        image = image.convert("LA")
+    if image.mode in ("RGBA", "RGBa", "LA", "P", "PA"):
+        image = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
     return np.asarray(image.convert("RGB"))
 
