@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,8 +14,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from streamstyle.core.errors import InputError, OutputError
+from streamstyle.core.files import claim_output
 from streamstyle.core.settings import DEFAULT_MAX_SIZE
-from streamstyle.io.images import IMAGE_SUFFIXES, fit_within, read_image, write_image
+from streamstyle.io.images import IMAGE_FILE, IMAGE_SUFFIXES, fit_within, read_image, write_image
 from streamstyle.models.dumoulin import NUM_STYLES
 from streamstyle.processing.runtime import Runtime
 from streamstyle.processing.styles import BuiltinStyle
@@ -29,27 +32,45 @@ class StillResult:
     seconds: float
 
 
-def plan_outputs(source: Path, output: Path, suffix: str = ".png") -> list[tuple[Path, Path]]:
-    """(input, output) pairs for a file or a folder of images; checks everything before any work is done."""
+@dataclass(frozen=True)
+class StillsPlan:
+    """What a run writes: an output per input, and the folders it makes for them first."""
+
+    pairs: list[tuple[Path, Path]]  # input, output
+    new_folders: list[Path]  # outermost first; removed again by a run that writes nothing into them
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, outermost first."""
+    return list(reversed(list(itertools.takewhile(lambda path: not path.exists(), [folder, *folder.parents]))))
+
+
+def plan_outputs(source: Path, output: Path, suffix: str = ".png", overwrite: bool = False) -> StillsPlan:
+    """The outputs for an image file or a folder of them, checked before any work is done (`claim_output`);
+    where OUTPUT is a folder still to be made, that it can be."""
     if not source.exists():
         raise InputError(f"input not found: {source}")
     if source.is_dir():
         inputs = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not inputs:
             raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {source}")
-        if output.exists() and not output.is_dir():
+        # A name with an image suffix that does not exist yet is meant as a file, not as a folder to make.
+        if not output.is_dir() and (output.exists() or output.suffix.lower() in IMAGE_SUFFIXES):
             raise OutputError(f"input {source} is a folder, so the output must be a folder too, not {output}")
         pairs = [(p, output / (p.stem + suffix)) for p in inputs]
-    elif output.is_dir() or output.suffix == "":
+    elif output.is_dir() or (output.suffix == "" and not output.exists()):
         pairs = [(source, output / (source.stem + suffix))]
     else:
         pairs = [(source, output)]
+    new_folders = _missing_folders(output) if pairs[0][1].parent == output else []
+    if new_folders:
+        claim_output(new_folders[0])  # made inside a folder that exists and is writable
     for input_path, output_path in pairs:
-        if output_path.resolve() == input_path.resolve():
-            raise OutputError(f"output {output_path} would overwrite its input")
+        if not new_folders:  # nothing is in a new folder yet, to be written over
+            claim_output(output_path, [input_path], IMAGE_FILE, overwrite)
         if output_path.suffix.lower() not in IMAGE_SUFFIXES:
             raise OutputError(f"unsupported output image type {output_path.suffix!r} for {output_path}")
-    return pairs
+    return StillsPlan(pairs, new_folders)
 
 
 def stylize_images(
@@ -59,29 +80,36 @@ def stylize_images(
     max_size: int | None = DEFAULT_MAX_SIZE,
     suffix: str = ".png",
     on_done: Callable[[StillResult], None] | None = None,
+    overwrite: bool = False,
 ) -> list[StillResult]:
     """Stylize one image file, or every image in a folder, into `output` (a file or a folder): with a Stylizer,
-    or any paint(image, output_path) such as optimisation (which saves intermediate pictures beside the output)."""
+    or any paint(image, output_path) such as optimisation (which saves intermediate pictures beside the output).
+    An existing output that is not an image is replaced only with `overwrite`."""
     if isinstance(paint, Stylizer):
         stylizer = paint
         paint = lambda image, _output: stylizer(image)  # noqa: E731
-    pairs = plan_outputs(Path(source), Path(output), suffix)
-    folders = {out.parent for _, out in pairs}
-    for folder in folders:
-        if not folder.exists():
-            if Path(source).is_dir() or folder == Path(output):
-                folder.mkdir(parents=True, exist_ok=True)
-            else:
-                raise OutputError(f"output folder does not exist: {folder}")
+    plan = plan_outputs(Path(source), Path(output), suffix, overwrite)
     results = []
-    for input_path, output_path in pairs:
-        start = time.perf_counter()
-        image = fit_within(read_image(input_path), max_size)
-        write_image(paint(image, output_path), output_path)
-        result = StillResult(input_path, output_path, (image.shape[1], image.shape[0]), time.perf_counter() - start)
-        results.append(result)
-        if on_done:
-            on_done(result)
+    try:
+        for folder in plan.new_folders:
+            try:
+                folder.mkdir()
+            except OSError as error:
+                raise OutputError(f"cannot make the output folder {folder}: {error.strerror or error}") from None
+        for input_path, output_path in plan.pairs:
+            start = time.perf_counter()
+            image = fit_within(read_image(input_path), max_size)
+            write_image(paint(image, output_path), output_path)
+            size = (image.shape[1], image.shape[0])
+            result = StillResult(input_path, output_path, size, time.perf_counter() - start)
+            results.append(result)
+            if on_done:
+                on_done(result)
+    except BaseException:
+        for folder in reversed(plan.new_folders):  # those still empty: a run that wrote nothing leaves nothing
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return results
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
               f"{DEFAULT_MAX_SIZE}, or {OPTIMIZE_MAX_SIZE} with --method optimize).")  # fmt: skip
 @click.option("--format", "suffix", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
               help="Output type when OUTPUT is a folder.")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT even if it is not an image.")
 @click.option("--method", type=click.Choice(["feedforward", "optimize"]), default="feedforward", show_default=True,
               help="feedforward: a trained network, milliseconds. optimize: Gatys et al.'s optimisation of the picture "
               "itself against VGG19 features, minutes, any paintings as --style.")  # fmt: skip
@@ -52,13 +53,13 @@ if TYPE_CHECKING:
 @click.option("--save-every", type=click.IntRange(min=1),
               help="optimize: also save the picture every N steps, beside OUTPUT (NAME.scaleS.stepN.png).")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int | None, suffix: str, method: str,
-          steps: int, scales: int, optimizer: str, init: str, content_weight: float, style_weight: float,
+def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int | None, suffix: str, overwrite: bool,
+          method: str, steps: int, scales: int, optimizer: str, init: str, content_weight: float, style_weight: float,
           tv_weight: float, save_every: int | None, quiet: bool) -> None:  # fmt: skip
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
     from streamstyle.apps.stills import plan_outputs, stylize_images
 
-    plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
+    plan_outputs(source, output, "." + suffix, overwrite)  # report bad paths before loading any model
 
     def report(result: StillResult) -> None:
         if not quiet:
@@ -69,11 +70,11 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
         settings = OptimizeSettings(steps, optimizer, content_weight, style_weight, tv_weight, init, scales)
         paint = _optimizing_painter(StyleConfig(**style), RuntimeConfig(**runtime), settings, save_every, quiet)
         max_size = OPTIMIZE_MAX_SIZE if max_size is None else max_size
-        stylize_images(source, output, paint, max_size or None, "." + suffix, report)
+        stylize_images(source, output, paint, max_size or None, "." + suffix, report, overwrite)
         return
     stylizer = StyleConfig(**style).stylizer(RuntimeConfig(**runtime))
     max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
-    stylize_images(source, output, stylizer, max_size or None, "." + suffix, report)
+    stylize_images(source, output, stylizer, max_size or None, "." + suffix, report, overwrite)
     if not quiet:
         console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from streamstyle.core.errors import InputError, OutputError
 from streamstyle.core.files import AtomicFile, FileKind
@@ -14,29 +16,75 @@ from streamstyle.core.files import AtomicFile, FileKind
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
+class ImageTooLargeError(InputError):
+    """More pixels than Pillow's decompression-bomb limit: refused before any is decoded."""
+
+
+def _open_image(path: Path) -> Image.Image:
+    """Image.open (the header only), refusing pictures over Pillow's limit (`Image.MAX_IMAGE_PIXELS`, 89 million
+    pixels, 270 MB as RGB): above twice it Pillow refuses, between the two it only prints a warning and decodes
+    the lot, which takes gigabytes further on; one bound for both, and nothing printed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageTooLargeError(f"image too large: {path}: {error}") from None
+
+
 def _holds_image(path: Path) -> bool:
     try:
-        with Image.open(path):
+        with _open_image(path):
             return True
+    except ImageTooLargeError:
+        return True
     except (UnidentifiedImageError, OSError):
         return False
 
 
 IMAGE_FILE = FileKind("an image", _holds_image)
 
+# The full scales the samples of greyscale modes deeper than 8 bits come in, smallest first: white is the first
+# that holds the brightest sample (beyond them, the brightest sample itself). A 16-bit mode says its scale; 32-bit
+# integer and float files do not, and hold 8- or 16-bit samples (Pillow's own conversions), or floats from 0 to 1.
+# Pillow's conversion to RGB would clip them all at 255 instead: a 16-bit PNG came out nearly white.
+_FULL_SCALES = {"I;16": (65535,), "I;16L": (65535,), "I;16B": (65535,), "I;16N": (65535,), "I": (255, 65535),
+                "F": (1.0, 255, 65535)}  # fmt: skip
+
+
+@functools.cache
+def _lab_to_srgb() -> ImageCms.ImageCmsTransform:
+    return ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+
+
+def _as_rgb(image: Image.Image) -> np.ndarray:
+    """Any mode as [H,W,3] uint8 RGB: deep greyscale scaled to 8 bits, Lab through colour management,
+    transparency composited over white."""
+    if image.mode in _FULL_SCALES:
+        samples = np.asarray(image, dtype=np.float32)
+        peak = float(samples.max())
+        white = next((scale for scale in _FULL_SCALES[image.mode] if peak <= scale), peak)
+        grey = np.round(samples * (255 / white)).clip(0, 255).astype(np.uint8)  # negative samples are black
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "LAB":
+        return np.asarray(ImageCms.applyTransform(image, _lab_to_srgb()))
+    if image.mode == "La":  # grey premultiplied by alpha, which Pillow converts to LA only
+        image = image.convert("LA")
+    if image.mode in ("RGBA", "RGBa", "LA", "P", "PA"):
+        image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
+    return np.asarray(image.convert("RGB"))
+
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as [H,W,3] uint8 RGB: EXIF rotation applied, transparency composited over white."""
+    """An image file as [H,W,3] uint8 RGB whatever its mode and depth (see `_as_rgb`), EXIF rotation applied.
+    Pictures over Pillow's pixel limit are refused (ImageTooLargeError) before any pixel is decoded."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"image not found: {path}")
     try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            if image.mode in ("RGBA", "LA", "P", "PA"):
-                image = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
-            return np.asarray(image.convert("RGB"))
+        with _open_image(path) as opened:
+            return _as_rgb(ImageOps.exif_transpose(opened))
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(f"not a readable image: {path} ({error.__class__.__name__})") from None
 

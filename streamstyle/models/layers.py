@@ -42,9 +42,10 @@ def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad the bottom and right of x [B,C,H,W] so that H and W are multiples of `multiple`."""
-    pad_h, pad_w = -x.shape[2] % multiple, -x.shape[3] % multiple
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 0) -> torch.Tensor:
+    """Pad the bottom and right of x [B,C,H,W] so that H and W are multiples of `multiple`, and at least
+    `minimum`: by reflection, or by repeating the edge where x is too small to reflect."""
+    pad_h, pad_w = (-(-max(size, minimum) // multiple) * multiple - size for size in x.shape[2:])
     if pad_h == 0 and pad_w == 0:
         return x
     mode = "reflect" if pad_h < x.shape[2] and pad_w < x.shape[3] else "replicate"

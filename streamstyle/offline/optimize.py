@@ -63,8 +63,23 @@ class Losses:
         return f"{self.total:.3g} (content {self.content:.3g}, style {self.style:.3g}, tv {self.tv:.3g}{temporal})"
 
 
+# relu5_1, the deepest layer the losses use, lies after four 2x2 poolings: VGG19 needs 16 pixels a side. Smaller
+# photos are optimised enlarged to that and shrunk back; smaller paintings are enlarged.
+SMALLEST_SIDE = 16
+
+
 def _scale_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:
-    return [(max(16, round(height / 2**level)), max(16, round(width / 2**level))) for level in reversed(range(scales))]
+    return [(max(SMALLEST_SIDE, round(height / 2**level)), max(SMALLEST_SIDE, round(width / 2**level)))
+            for level in reversed(range(scales))]  # fmt: skip
+
+
+def _enlarged_to_smallest_side(image: torch.Tensor) -> torch.Tensor:
+    """[B,3,H,W] with each side under SMALLEST_SIDE stretched to it; as it is when none is."""
+    height, width = image.shape[2:]
+    size = (max(SMALLEST_SIDE, height), max(SMALLEST_SIDE, width))
+    if size == (height, width):
+        return image
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 def optimize_image(
@@ -87,7 +102,8 @@ def optimize_image(
     for scale, size in enumerate(_scale_sizes(height, width, settings.scales)):
         target = F.interpolate(photo, size=size, mode="bilinear", antialias=True, align_corners=False)
         style_size = max(size)
-        styles = [(frames_to_tensor(fit_within(p, style_size)[None], device), w) for p, w in paintings]
+        styles = [(_enlarged_to_smallest_side(frames_to_tensor(fit_within(p, style_size)[None], device)), w)
+                  for p, w in paintings]  # fmt: skip
         grams = style_targets(vgg, styles)
         with torch.no_grad():
             content_features = vgg(target, CONTENT_LAYERS)
@@ -98,6 +114,8 @@ def optimize_image(
         image = _optimize_scale(start, content_features, grams, vgg, settings, scale, on_step)
     assert image is not None, "settings.scales is at least 1"
     result = image.detach()
+    if result.shape[2:] != photo.shape[2:]:  # a side under SMALLEST_SIDE: back to the photo's size
+        result = F.interpolate(result, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     if keep_colors:
         result = preserve_color(result, photo)
     return tensor_to_frames(result)[0]

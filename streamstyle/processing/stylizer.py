@@ -78,8 +78,9 @@ class StyleModel:
         height, width = content.shape[2:]
         with self.runtime.autocast():
             condition = self.conditioning(styles, content, strength, reference)
-            # Both nets downsample by 4: pad to a multiple of 4 and crop back.
-            padded = self.runtime.layout(pad_to_multiple(content, 4))
+            # The nets downsample by 4 and reflect-pad their convolutions, by 4 pixels at full size and 1 at a
+            # quarter: pad to a multiple of 4 and at least 8 (a 1-pixel photo too), and crop back.
+            padded = self.runtime.layout(pad_to_multiple(content, 4, minimum=8))
             output = self.run(padded, condition)[:, :, :height, :width].float()
         if self.blends_output() and strength < 1.0:
             output = torch.lerp(content, output, strength)
