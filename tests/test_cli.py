@@ -125,7 +125,7 @@ def test_models_names_sources_licences_and_papers():
         ([CHELSEA, "{out}", "-s", "no_such_painting.jpg"], "style image not found"),
         ([CHELSEA, "{out}", "-s", "7", "--model", "magenta"], "takes painting files"),
         ([CHELSEA, "{out}", "-s", "7", "--device", "cuda:7"], "cuda"),
-        ([CHELSEA, CHELSEA, "-s", "7"], "it would be written over"),
+        ([CHELSEA, CHELSEA, "-s", "7"], "would overwrite its input"),
         ([CHELSEA, "{tmp}/no/such/dir/out.png", "-s", "7"], "output folder does not exist"),
         ([CHELSEA, "{tmp}/out.gif", "-s", "7"], "unsupported output image type"),
     ],
