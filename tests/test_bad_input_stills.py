@@ -236,6 +236,19 @@ def test_a_folder_to_an_image_file_name_is_refused(tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
+def test_a_folder_run_never_writes_over_another_input_or_twice_to_one_output(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_png(photos / "a.png", noise(8, 8))
+    Image.fromarray(noise(8, 8, seed=1)).save(photos / "a.jpg")
+    before = {path.name: path.read_bytes() for path in photos.iterdir()}
+    # In place, a.jpg's result would be a.png, another input; and a.png's too.
+    assert_one_line_error(run_cli("image", photos, photos), "would overwrite its input")
+    assert_one_line_error(run_cli("image", photos, tmp_path / "out"), "a.jpg and a.png would both be written to")
+    assert {path.name: path.read_bytes() for path in photos.iterdir()} == before
+    assert not (tmp_path / "out").exists()
+
+
 def limit_file_size(limit: int):
     """For a child process: files larger than `limit` bytes cannot be written (EFBIG, as on a full disk)."""
 

@@ -65,9 +65,15 @@ def plan_outputs(source: Path, output: Path, suffix: str = ".png", overwrite: bo
     new_folders = _missing_folders(output) if pairs[0][1].parent == output else []
     if new_folders:
         claim_output(new_folders[0])  # made inside a folder that exists and is writable
+    inputs = [input_path for input_path, _ in pairs]
+    written: dict[Path, Path] = {}
     for input_path, output_path in pairs:
+        if output_path in written:
+            raise OutputError(f"{written[output_path].name} and {input_path.name} would both be written to "
+                              f"{output_path}; rename one")  # fmt: skip
+        written[output_path] = input_path
         if not new_folders:  # nothing is in a new folder yet, to be written over
-            claim_output(output_path, [input_path], IMAGE_FILE, overwrite)
+            claim_output(output_path, inputs, IMAGE_FILE, overwrite)  # in place, a.jpg must not become a.png
         if output_path.suffix.lower() not in IMAGE_SUFFIXES:
             raise OutputError(f"unsupported output image type {output_path.suffix!r} for {output_path}")
     return StillsPlan(pairs, new_folders)
