@@ -25,7 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from streamstyle.core.errors import ConfigError, StreamstyleError
-from streamstyle.core.settings import EncoderSettings, SizeSettings, TemporalSettings
+from streamstyle.core.settings import (
+    BATCH_SIZE,
+    CAMERA_FPS,
+    KEYFRAME_SECONDS,
+    READ_TIMEOUT,
+    STRENGTH,
+    EncoderSettings,
+    SizeSettings,
+    TemporalSettings,
+    check_frame_size,
+)
 from streamstyle.io.urls import is_file_target, is_url
 
 if TYPE_CHECKING:
@@ -45,6 +55,11 @@ class SourceConfig:
     fps: float | None = None  # ask the camera for this frame rate
     read_timeout: float = 5.0  # seconds without a frame before a live input counts as lost
 
+    def __post_init__(self):
+        check_frame_size("size", self.size)
+        CAMERA_FPS.check("fps", self.fps)
+        READ_TIMEOUT.check("read_timeout", self.read_timeout)
+
 
 @dataclass(frozen=True)
 class StyleConfig:
@@ -54,6 +69,8 @@ class StyleConfig:
     preserve_color: bool = False
     style_dir: str | None = None  # window: paintings to cycle through with ] and [
 
+    def __post_init__(self):
+        STRENGTH.check("strength", self.strength)
 
     def stylizer(self, runtime: RuntimeConfig) -> Stylizer:
         # The model loads only when a job asks for it: the command line checks its options without torch.
@@ -70,6 +87,9 @@ class RuntimeConfig:
     batch_size: int | None = None  # files only; default: 8 on CUDA, 1 on CPU
     compile: bool = False  # torch.compile the model: ~30 s once per frame size, then faster frames
 
+    def __post_init__(self):
+        BATCH_SIZE.check("batch_size", self.batch_size)
+
     def resolve(self) -> Runtime:
         from streamstyle.processing.runtime import resolve_runtime
 
@@ -84,6 +104,9 @@ class OutputConfig:
     audio: bool = True  # keep the source's audio: files every stream as it is, live jobs the first as AAC
     save_dir: str = "."  # window: snapshots and recordings go here
     overlay: bool = True  # window: show fps, latency and style over the picture
+
+    def __post_init__(self):
+        KEYFRAME_SECONDS.check("keyframe_seconds", self.keyframe_seconds)
 
 
 @dataclass(frozen=True)
@@ -168,15 +191,13 @@ def _is_optional(hint: object) -> bool:
 
 
 def _size(value: object) -> tuple[int, int]:
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        width, height = value
-    elif isinstance(value, str) and value.lower().count("x") == 1:
-        width, height = (int(part) if part.isdigit() else -1 for part in value.lower().split("x"))
-    else:
+    """(width, height) from [1280, 720] or "1280x720"; the sides' range is the settings' to check."""
+    if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
+        return value[0], value[1]
+    parts = value.lower().split("x") if isinstance(value, str) else []
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
         raise ValueError
-    if width < 8 or height < 8:
-        raise ValueError
-    return width, height
+    return int(parts[0]), int(parts[1])
 
 
 def _section(cls: type[SectionT], values: dict, defaults: dict, origin: str) -> SectionT:

@@ -15,13 +15,19 @@ from streamstyle.core.errors import StreamstyleError
 
 
 class ErrorReportingGroup(click.Group):
-    """Reports a StreamstyleError as one line on stderr and exit status 2, with no traceback."""
+    """Reports a StreamstyleError, or an option's value out of its range, as one line on stderr and exit status 2,
+    with no traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except StreamstyleError as error:
             click.echo(f"streamstyle: error: {error}", err=True)
+            ctx.exit(2)
+        except click.BadParameter as error:
+            if isinstance(error, click.MissingParameter):
+                raise  # click's usage message shows what to give
+            click.echo(f"streamstyle: error: {error.format_message()}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("streamstyle: interrupted", err=True)

@@ -1,0 +1,124 @@
+"""Bad options and odd inputs (issue 18): pipeline files and --set are held to the same ranges as the command line,
+all of it one line and exit status 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from streamstyle.apps.config import SECTIONS, load_pipeline
+from streamstyle.cli.main import cli
+from streamstyle.core.errors import ConfigError
+
+from .conftest import run_cli
+
+
+def write_clip(path: Path, size: tuple[int, int], pix_fmt: str = "yuv420p", frames: int = 4) -> None:
+    """An H.264 clip of `size` (width, height) whose picture brightens and shifts from frame to frame."""
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for index in range(frames):
+            image = np.full((height, width, 3), 40 + 30 * index, np.uint8)
+            image[:, : (index + 1) * width // (frames + 1)] = (200, 80, 40)
+            picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+            picture.pts = index
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode(None))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "small.mp4"
+    write_clip(path, (64, 48))
+    return path
+
+
+def file_pipeline(tmp_path: Path, clip: Path, extra: str = "") -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(f'[source]\ninput = "{clip}"\n[output]\ntargets = ["{tmp_path / "out.mp4"}"]\n'
+                    f'[style]\nstyle = "7"\n[size]\nmax_size = 64\n{extra}')  # fmt: skip
+    return path
+
+
+def one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("streamstyle: error: "), stderr
+    return lines[0]
+
+
+# Point 8: a value out of range for every number a pipeline file takes, with the range its error names.
+OUT_OF_RANGE = [
+    ("source", "size", '"4x4"', "size must have sides between 8 and 16384 pixels, got 4x4"),
+    ("source", "fps", "0", "fps must be between 1 and 240, got 0"),
+    ("source", "read_timeout", "0.1", "read_timeout must be between 0.5 and 60, got 0.1"),
+    ("style", "strength", "1.5", "strength must be between 0 and 1, got 1.5"),
+    ("runtime", "batch_size", "0", "batch_size must be at least 1, got 0"),
+    ("runtime", "batch_size", "-3", "batch_size must be at least 1, got -3"),
+    ("size", "max_size", "0", "max_size must be at least 8, got 0"),
+    ("size", "scale", "0", "scale must be between 0.05 and 4, got 0"),
+    ("size", "scale", "-1", "scale must be between 0.05 and 4, got -1"),
+    ("size", "output_size", '"99999x99999"', "output_size must have sides between 8 and 16384 pixels, got 99999x99999"),
+    ("temporal", "smooth", "nan", "smooth must be between 0 and 1, got nan"),
+    ("temporal", "flow_size", "0", "flow_size must be at least 16, got 0"),
+    ("encoder", "crf", "99", "crf must be between 0 and 63, got 99"),
+    ("encoder", "threads", "-5", "threads must be at least 0, got -5"),
+    ("encoder", "bitrate", "5000", "bitrate must be at least 10000, got 5000"),
+    ("encoder", "gop", "0", "gop must be at least 1, got 0"),
+    ("output", "keyframe_seconds", "0", "keyframe_seconds must be between 0.1 and 10, got 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), OUT_OF_RANGE)
+def test_every_number_of_a_pipeline_file_is_held_to_its_range(tmp_path, clip, section, key, value, message):
+    path = file_pipeline(tmp_path, clip)
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path, [f"{section}.{key}={value}"])
+    assert str(caught.value) == f"{path}: [{section}] {message}"
+
+
+def test_the_range_list_covers_every_numeric_key():
+    def numeric(hint: object) -> bool:
+        options = typing.get_args(hint) or (hint,)
+        return any(option in (int, float) or typing.get_args(option) == (int, int) for option in options)
+
+    numeric_keys = {(name, field.name) for name, section in SECTIONS.items()
+                    for field in dataclasses.fields(section) if numeric(typing.get_type_hints(section)[field.name])}
+    assert numeric_keys == {(section, key) for section, key, _, _ in OUT_OF_RANGE}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("extra", "overrides", "message"),
+    [("[runtime]\nbatch_size = 0\n", [], "[runtime] batch_size must be at least 1, got 0"),
+     ("", ["--set", "encoder.crf=99"], "[encoder] crf must be between 0 and 63, got 99")],
+    ids=["in the file", "by --set"],
+)  # fmt: skip
+def test_run_refuses_a_value_out_of_range_in_one_line_and_writes_nothing(tmp_path, clip, extra, overrides, message):
+    path = file_pipeline(tmp_path, clip, extra)
+    result = run_cli("run", path, *overrides, "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result.stderr) == f"streamstyle: error: {path}: {message}"
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["file", "{clip}", "{out}", "--max-size", "4"], ["file", "{clip}", "{out}", "--crf", "99"],
+     ["file", "{clip}", "{out}", "--scale", "0"], ["stream", "{clip}", "{out}", "--gop", "0"],
+     ["stream", "{clip}", "{out}", "--bitrate", "5k"]],
+    ids=lambda args: args[3],
+)  # fmt: skip
+def test_an_option_out_of_range_is_one_line_that_names_it(tmp_path, clip, args):
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(cli, [arg.format(clip=clip, out=out) for arg in args])
+    assert result.exit_code == 2
+    assert f"Invalid value for '{args[3]}'" in one_error_line(result.stderr)
+    assert not out.exists()
