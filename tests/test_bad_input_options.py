@@ -1,9 +1,11 @@
 """Bad options and odd inputs (issue 18): pipeline files and --set are held to the same ranges as the command line,
-all of it one line and exit status 2."""
+encoders and pixel formats are checked before any model loads, all of it one line and exit status 2."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from streamstyle.apps.config import SECTIONS, load_pipeline
 from streamstyle.cli.main import cli
 from streamstyle.core.errors import ConfigError
 
-from .conftest import run_cli
+from .conftest import STARTUP_S, run_cli
 
 
 def write_clip(path: Path, size: tuple[int, int], pix_fmt: str = "yuv420p", frames: int = 4) -> None:
@@ -122,3 +124,41 @@ def test_an_option_out_of_range_is_one_line_that_names_it(tmp_path, clip, args):
     assert result.exit_code == 2
     assert f"Invalid value for '{args[3]}'" in one_error_line(result.stderr)
     assert not out.exists()
+
+
+def run_cli_without_model(*args: object) -> subprocess.CompletedProcess:
+    """`streamstyle ARGS...` in a process of its own, which says on stdout at exit whether it had loaded torch."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules))\n"
+            "from streamstyle.cli.main import main\n"
+            "main()\n")  # fmt: skip
+    command = [sys.executable, "-c", code, *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_S)
+
+
+# Point 7: options that ended in a traceback; each is refused naming the value, before any model loads.
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["file", "{clip}", "{out}", "--pix-fmt", "nonsense"],
+      "command line: [encoder] pix_fmt 'nonsense': FFmpeg has no such pixel format"),
+     (["file", "{clip}", "{out}", "--pix-fmt", "rgb48le"],
+      "command line: [encoder] pix_fmt 'rgb48le': libx264 takes yuv420p, yuvj420p"),
+     (["file", "{clip}", "{out}", "--codec", "aac"], "command line: [encoder] codec 'aac' encodes audio, not video"),
+     (["file", "{clip}", "{out}", "--codec", "nonsense"],
+      "command line: [encoder] codec 'nonsense': FFmpeg has no such encoder"),
+     (["file", "{clip}", "{out}", "--output-size", "99999x99999"],
+      "command line: [size] output_size must have sides between 8 and 16384 pixels, got 99999x99999"),
+     (["stream", "{clip}", "{out}", "--codec", "aac"], "command line: [encoder] codec 'aac' encodes audio, not video"),
+     (["stream", "{clip}", "{out}", "--output-size", "99999x99999"],
+      "command line: [size] output_size must have sides between 8 and 16384 pixels, got 99999x99999"),
+     (["run", "{tmp}"], "cannot read pipeline file {tmp}: Is a directory")],
+    ids=lambda value: " ".join(arg for arg in value if "{" not in arg) if isinstance(value, list) else None,
+)  # fmt: skip
+def test_a_bad_codec_pixel_format_size_or_pipeline_file_is_one_line_before_any_model(tmp_path, clip, args, message):
+    out = tmp_path / "out.mp4"
+    names = {"clip": clip, "out": out, "tmp": tmp_path}
+    result = run_cli_without_model(*(arg.format(**names) for arg in args))
+    assert result.returncode == 2, result.stderr
+    assert one_error_line(result.stderr).startswith(f"streamstyle: error: {message.format(**names)}")
+    assert result.stdout == "torch loaded: False\n"
+    assert list(tmp_path.iterdir()) == []

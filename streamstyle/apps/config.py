@@ -243,9 +243,17 @@ def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = N
     def section(cls: type[SectionT], name: str) -> SectionT:
         return _section(cls, sections.get(name, {}), _KIND_DEFAULTS[kind].get(name, {}), origin)
 
+    encoder = section(EncoderSettings, "encoder")
+    # PyAV knows which encoders this FFmpeg has; loaded here, once a command runs, never for --help.
+    from streamstyle.io.media import check_encoder
+
+    try:
+        check_encoder(encoder.codec, encoder.pix_fmt)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: [encoder] {error}") from None
     return PipelineConfig(kind, source, section(StyleConfig, "style"), section(RuntimeConfig, "runtime"),
-                          section(SizeSettings, "size"), section(TemporalSettings, "temporal"),
-                          section(EncoderSettings, "encoder"), output)  # fmt: skip
+                          section(SizeSettings, "size"), section(TemporalSettings, "temporal"), encoder,
+                          output)  # fmt: skip
 
 
 def apply_override(sections: dict[str, dict], assignment: str, origin: str = "--set") -> None:
@@ -268,6 +276,8 @@ def load_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> PipelineCo
         sections = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"pipeline file not found: {path}") from None
+    except OSError as error:  # a folder, no permission
+        raise ConfigError(f"cannot read pipeline file {path}: {error.strerror or error}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
     for assignment in overrides:

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamstyle.core.errors import InputError
+from streamstyle.core.errors import ConfigError, InputError
 
 # Chroma subsampled formats need even frame sizes.
 _EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le")
@@ -22,6 +22,24 @@ def encodable_shape(height: int, width: int, pix_fmt: str) -> tuple[int, int]:
     if pix_fmt in _EVEN_SIZE_FORMATS:
         return height - height % 2, width - width % 2
     return height, width
+
+
+def check_encoder(codec: str, pix_fmt: str) -> None:
+    """A ConfigError naming the value unless this FFmpeg has a video encoder `codec` that takes pictures in
+    `pix_fmt`: found before any model loads, rather than as the encoder fails to open."""
+    try:
+        encoder = av.Codec(codec, "w")
+    except av.codec.codec.UnknownCodecError:
+        raise ConfigError(f"codec {codec!r}: FFmpeg has no such encoder (try libx264, libx265 or libvpx-vp9)") from None
+    if encoder.type != "video":
+        raise ConfigError(f"codec {codec!r} encodes {encoder.type}, not video (try libx264, libx265 or libvpx-vp9)")
+    try:
+        av.VideoFormat(pix_fmt)
+    except ValueError:
+        raise ConfigError(f"pix_fmt {pix_fmt!r}: FFmpeg has no such pixel format (try yuv420p)") from None
+    formats = [video_format.name for video_format in encoder.video_formats or ()]  # none listed: any (rawvideo)
+    if formats and pix_fmt not in formats:
+        raise ConfigError(f"pix_fmt {pix_fmt!r}: {codec} takes {', '.join(formats)}")
 
 
 def open_video(path: str | os.PathLike) -> av.container.InputContainer:
