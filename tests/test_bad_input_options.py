@@ -1,5 +1,6 @@
 """Bad options and odd inputs (issue 18): pipeline files and --set are held to the same ranges as the command line,
-encoders and pixel formats are checked before any model loads, all of it one line and exit status 2."""
+encoders and pixel formats are checked before any model loads, all of it one line and exit status 2; videos of a
+few pixels go through."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 from streamstyle.apps.config import SECTIONS, load_pipeline
 from streamstyle.cli.main import cli
 from streamstyle.core.errors import ConfigError
+from streamstyle.processing.temporal import dis_flow
 
 from .conftest import STARTUP_S, run_cli
 
@@ -162,3 +164,30 @@ def test_a_bad_codec_pixel_format_size_or_pipeline_file_is_one_line_before_any_m
     assert one_error_line(result.stderr).startswith(f"streamstyle: error: {message.format(**names)}")
     assert result.stdout == "torch loaded: False\n"
     assert list(tmp_path.iterdir()) == []
+
+
+# Point 7: videos smaller than optical flow takes, and a single pixel, which yuv420p cannot hold as it is.
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (10, 6), (40, 12), (100, 8), (320, 13)])
+def test_optical_flow_is_worked_out_at_any_size(width, height):
+    first = np.random.default_rng(0).integers(0, 256, (height, width), np.uint8)
+    flow = dis_flow(first, np.roll(first, 1, axis=1))
+    assert flow.shape == (height, width, 2) and np.isfinite(flow).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("temporal", ["flow", "off"])
+@pytest.mark.parametrize(
+    ("size", "pix_fmt", "written"),
+    [((8, 8), "yuv420p", (8, 8)), ((10, 6), "yuv420p", (10, 6)), ((1, 1), "yuv444p", (2, 2))],
+    ids=["8x8", "10x6", "1x1"],
+)  # fmt: skip
+def test_a_video_of_a_few_pixels_is_stylized(tmp_path, size, pix_fmt, written, temporal):
+    source, out = tmp_path / "tiny.mp4", tmp_path / "out.mp4"
+    write_clip(source, size, pix_fmt)
+    args = ["file", str(source), str(out), "--style", "7", "--temporal", temporal, "--device", "cpu", "--quiet"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as container:
+        pictures = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(pictures) == 4
+    assert all(picture.shape == (written[1], written[0], 3) for picture in pictures)

@@ -17,11 +17,15 @@ _EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "
 
 
 def encodable_shape(height: int, width: int, pix_fmt: str) -> tuple[int, int]:
-    """(height, width) made even where the pixel format needs it: the picture is cropped by a row or column,
-    never resampled."""
+    """(height, width) made even where the pixel format needs it: the picture loses its last row or column, or
+    where a side is a single pixel, with nothing to lose, that pixel is doubled."""
     if pix_fmt in _EVEN_SIZE_FORMATS:
-        return height - height % 2, width - width % 2
+        return _even(height), _even(width)
     return height, width
+
+
+def _even(side: int) -> int:
+    return max(2, side - side % 2)
 
 
 def check_encoder(codec: str, pix_fmt: str) -> None:
@@ -76,13 +80,15 @@ def colorspace_for(tagged: int | None, height: int) -> str | int:
 
 
 def encodable_picture(image: np.ndarray, pix_fmt: str, colorspace: int | None, color_range: int) -> av.VideoFrame:
-    """An RGB image as a VideoFrame in the encoder's pixel format, converted with the matrix the output is tagged
-    with (or the one players assume for its size)."""
-    matrix = colorspace_for(colorspace, image.shape[0])
-    picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+    """An RGB image as a VideoFrame in the encoder's pixel format and at its encodable_shape, converted with the
+    matrix the output is tagged with (or the one players assume for its size)."""
+    height, width = encodable_shape(image.shape[0], image.shape[1], pix_fmt)
+    matrix = colorspace_for(colorspace, height)
+    picture = av.VideoFrame.from_ndarray(image[:height, :width], format="rgb24")
     return picture.reformat(
-        format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix, dst_color_range=color_range
-    )
+        width=width, height=height, format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+        dst_color_range=color_range,
+    )  # fmt: skip
 
 
 def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
