@@ -1,6 +1,6 @@
 """Bad options and odd inputs (issue 18): pipeline files and --set are held to the same ranges as the command line,
 encoders and pixel formats are checked before any model loads, all of it one line and exit status 2; videos of a
-few pixels go through."""
+few pixels go through; --quiet prints nothing when all goes well."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from streamstyle.apps.config import SECTIONS, load_pipeline
 from streamstyle.cli.main import cli
 from streamstyle.core.errors import ConfigError
 from streamstyle.processing.temporal import dis_flow
 
-from .conftest import STARTUP_S, run_cli
+from .conftest import PHOTOS, STARTUP_S, run_cli
 
 
 def write_clip(path: Path, size: tuple[int, int], pix_fmt: str = "yuv420p", frames: int = 4) -> None:
@@ -191,3 +192,35 @@ def test_a_video_of_a_few_pixels_is_stylized(tmp_path, size, pix_fmt, written, t
         pictures = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(pictures) == 4
     assert all(picture.shape == (written[1], written[0], 3) for picture in pictures)
+
+
+# Point 10: --quiet prints nothing, whatever the libraries would have said.
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "codec", "written"),
+    [("file", "libx265", "hevc"), ("run", "libx265", "hevc"), ("file", "libsvtav1", "av1")],
+)  # fmt: skip
+def test_quiet_with_an_encoder_that_prints_on_its_own_prints_nothing(tmp_path, clip, command, codec, written):
+    out = tmp_path / "out.mp4"
+    if command == "file":
+        result = run_cli("file", clip, out, "--style", "7", "--max-size", "64", "--codec", codec, "--quiet")
+    else:
+        result = run_cli("run", file_pipeline(tmp_path, clip), "--set", f"encoder.codec={codec}", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.codec.canonical_name == written
+
+
+@pytest.mark.slow
+def test_quiet_with_a_painting_over_pil_s_pixel_limit_prints_nothing(tmp_path):
+    painting = tmp_path / "huge.png"
+    size = (10_000, 9_000)  # 90 megapixels: past PIL's warning at 89.5, short of its refusal at twice that
+    assert size[0] * size[1] > Image.MAX_IMAGE_PIXELS
+    Image.new("L", size, 128).save(painting)  # one flat grey: 100 kB
+    out = tmp_path / "out.png"
+    photo = next(path for path in PHOTOS if path.stem == "skimage_chelsea")
+    result = run_cli("image", photo, out, "--style", painting, "--max-size", "64", "--device", "cpu", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")
+    assert out.exists()

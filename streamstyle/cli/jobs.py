@@ -21,7 +21,14 @@ from streamstyle.cli.options import (
     style_options,
     temporal_options,
 )
-from streamstyle.cli.progress import console, file_progress, print_file_summary, say, say_with_time
+from streamstyle.cli.progress import (
+    configure_logging,
+    console,
+    file_progress,
+    print_file_summary,
+    say,
+    say_with_time,
+)
 from streamstyle.core.settings import (
     BATCH_SIZE,
     CRF,
@@ -148,6 +155,8 @@ def run(pipeline: Path, overrides: tuple[str, ...], quiet: bool) -> None:
 def execute(config: PipelineConfig, quiet: bool = False) -> None:
     """Run a PipelineConfig as its kind of job, with the terminal's progress, status and summary."""
     from streamstyle.apps import jobs
+
+    configure_logging(quiet)
 
     if config.kind == "file":
         source, output = Path(config.source.input), Path(config.output.targets[0])

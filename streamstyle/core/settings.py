@@ -131,6 +131,8 @@ class EncoderSettings:
             options["bf"] = "0"  # B-frames wait for later frames: latency
         if self.tune and self.codec in ("libx264", "libx265"):
             options["tune"] = self.tune
+        if self.codec == "libx265":
+            options["x265-params"] = "log-level=error"  # x265 prints its banner and statistics on stderr itself
         if self.codec == "libvpx-vp9" and not self.bitrate:
             options["b"] = "0"  # constant quality mode
             options["row-mt"] = "1"
