@@ -21,14 +21,7 @@ from streamstyle.cli.options import (
     style_options,
     temporal_options,
 )
-from streamstyle.cli.progress import (
-    configure_logging,
-    console,
-    file_progress,
-    print_file_summary,
-    say,
-    say_with_time,
-)
+from streamstyle.cli.progress import configure_logging, console, file_progress, print_file_summary, say, say_with_time
 from streamstyle.core.settings import (
     BATCH_SIZE,
     CRF,

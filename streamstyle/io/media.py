@@ -12,6 +12,8 @@ import numpy as np
 
 from streamstyle.core.errors import ConfigError, InputError
 
+_COMMON_ENCODERS = "libx264, libx265 or libvpx-vp9"  # suggested in place of a codec that will not do
+
 # Chroma subsampled formats need even frame sizes.
 _EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le")
 
@@ -34,9 +36,9 @@ def check_encoder(codec: str, pix_fmt: str) -> None:
     try:
         encoder = av.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
-        raise ConfigError(f"codec {codec!r}: FFmpeg has no such encoder (try libx264, libx265 or libvpx-vp9)") from None
+        raise ConfigError(f"codec {codec!r}: FFmpeg has no such encoder (try {_COMMON_ENCODERS})") from None
     if encoder.type != "video":
-        raise ConfigError(f"codec {codec!r} encodes {encoder.type}, not video (try libx264, libx265 or libvpx-vp9)")
+        raise ConfigError(f"codec {codec!r} encodes {encoder.type}, not video (try {_COMMON_ENCODERS})")
     try:
         av.VideoFormat(pix_fmt)
     except ValueError:
