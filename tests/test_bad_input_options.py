@@ -14,14 +14,13 @@ import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from streamstyle.apps.config import SECTIONS, load_pipeline
 from streamstyle.cli.main import cli
 from streamstyle.core.errors import ConfigError
 from streamstyle.processing.temporal import dis_flow
 
-from .conftest import PHOTOS, STARTUP_S, run_cli
+from .conftest import STARTUP_S, run_cli
 
 
 def write_clip(path: Path, size: tuple[int, int], pix_fmt: str = "yuv420p", frames: int = 4) -> None:
@@ -212,15 +211,21 @@ def test_quiet_with_an_encoder_that_prints_on_its_own_prints_nothing(tmp_path, c
         assert container.streams.video[0].codec_context.codec.canonical_name == written
 
 
-@pytest.mark.slow
-def test_quiet_with_a_painting_over_pil_s_pixel_limit_prints_nothing(tmp_path):
-    painting = tmp_path / "huge.png"
-    size = (10_000, 9_000)  # 90 megapixels: past PIL's warning at 89.5, short of its refusal at twice that
-    assert size[0] * size[1] > Image.MAX_IMAGE_PIXELS
-    Image.new("L", size, 128).save(painting)  # one flat grey: 100 kB
-    out = tmp_path / "out.png"
-    photo = next(path for path in PHOTOS if path.stem == "skimage_chelsea")
-    result = run_cli("image", photo, out, "--style", painting, "--max-size", "64", "--device", "cpu", "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert (result.stdout, result.stderr) == ("", "")
-    assert out.exists()
+@pytest.mark.parametrize(
+    ("quiet", "printed"), [(True, ["an error"]), (False, ["a warning", "a log warning", "an error"])],
+    ids=["quiet", "not quiet"],
+)  # fmt: skip
+def test_what_libraries_say_goes_through_logging_and_quiet_keeps_errors(quiet, printed):
+    """warnings.warn (PIL's DecompressionBombWarning, torch's) and library loggers alike; a subprocess, as the
+    logging set-up is the whole process's."""
+    code = ("import logging, warnings\n"
+            "from streamstyle.cli.progress import configure_logging\n"
+            f"configure_logging(quiet={quiet})\n"
+            "warnings.warn('a warning', stacklevel=1)\n"
+            "logging.getLogger('PIL.Image').warning('a log warning')\n"
+            "logging.getLogger('streamstyle').error('an error')\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=STARTUP_S)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(" ")]  # no source lines
+    assert len(said) == len(printed), done.stderr
+    assert all(text in line for text, line in zip(printed, said, strict=True)), done.stderr

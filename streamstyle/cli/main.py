@@ -15,19 +15,18 @@ from streamstyle.core.errors import StreamstyleError
 
 
 class ErrorReportingGroup(click.Group):
-    """Reports a StreamstyleError, or an option's value out of its range, as one line on stderr and exit status 2,
-    with no traceback."""
+    """Reports a StreamstyleError as one line on stderr and exit status 2, with no traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except StreamstyleError as error:
-            click.echo(f"streamstyle: error: {error}", err=True)
-            ctx.exit(2)
-        except click.BadParameter as error:
+        except click.BadParameter as error:  # an option's value out of its range: a bad input like any other
             if isinstance(error, click.MissingParameter):
                 raise  # click's usage message shows what to give
             click.echo(f"streamstyle: error: {error.format_message()}", err=True)
+            ctx.exit(2)
+        except StreamstyleError as error:
+            click.echo(f"streamstyle: error: {error}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("streamstyle: interrupted", err=True)

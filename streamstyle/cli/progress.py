@@ -26,6 +26,8 @@ def configure_logging(quiet: bool) -> None:
     FFmpeg's own log stays off (PyAV's default): its errors reach the user as exceptions. The encoders that print
     on stderr themselves keep to errors: x265 by its options (EncoderSettings), SVT-AV1 by its environment."""
     logging.captureWarnings(True)
+    # A handler of its own: captured warnings never reach Python's last resort, which would print the rest as this.
+    logging.basicConfig(format="%(message)s")
     logging.getLogger().setLevel(logging.ERROR if quiet else logging.WARNING)
     os.environ.setdefault("SVT_LOG", "1")  # errors only
 

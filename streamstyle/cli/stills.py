@@ -56,9 +56,9 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
           steps: int, scales: int, optimizer: str, init: str, content_weight: float, style_weight: float,
           tv_weight: float, save_every: int | None, quiet: bool) -> None:  # fmt: skip
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
+    configure_logging(quiet)
     from streamstyle.apps.stills import plan_outputs, stylize_images
 
-    configure_logging(quiet)
     plan_outputs(source, output, "." + suffix)  # report bad paths before loading any model
 
     def report(result: StillResult) -> None:

@@ -12,8 +12,6 @@ import numpy as np
 
 from streamstyle.core.errors import ConfigError, InputError
 
-_COMMON_ENCODERS = "libx264, libx265 or libvpx-vp9"  # suggested in place of a codec that will not do
-
 # Chroma subsampled formats need even frame sizes.
 _EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le")
 
@@ -22,30 +20,8 @@ def encodable_shape(height: int, width: int, pix_fmt: str) -> tuple[int, int]:
     """(height, width) made even where the pixel format needs it: the picture loses its last row or column, or
     where a side is a single pixel, with nothing to lose, that pixel is doubled."""
     if pix_fmt in _EVEN_SIZE_FORMATS:
-        return _even(height), _even(width)
+        return max(2, height - height % 2), max(2, width - width % 2)
     return height, width
-
-
-def _even(side: int) -> int:
-    return max(2, side - side % 2)
-
-
-def check_encoder(codec: str, pix_fmt: str) -> None:
-    """A ConfigError naming the value unless this FFmpeg has a video encoder `codec` that takes pictures in
-    `pix_fmt`: found before any model loads, rather than as the encoder fails to open."""
-    try:
-        encoder = av.Codec(codec, "w")
-    except av.codec.codec.UnknownCodecError:
-        raise ConfigError(f"codec {codec!r}: FFmpeg has no such encoder (try {_COMMON_ENCODERS})") from None
-    if encoder.type != "video":
-        raise ConfigError(f"codec {codec!r} encodes {encoder.type}, not video (try {_COMMON_ENCODERS})")
-    try:
-        av.VideoFormat(pix_fmt)
-    except ValueError:
-        raise ConfigError(f"pix_fmt {pix_fmt!r}: FFmpeg has no such pixel format (try yuv420p)") from None
-    formats = [video_format.name for video_format in encoder.video_formats or ()]  # none listed: any (rawvideo)
-    if formats and pix_fmt not in formats:
-        raise ConfigError(f"pix_fmt {pix_fmt!r}: {codec} takes {', '.join(formats)}")
 
 
 def open_video(path: str | os.PathLike) -> av.container.InputContainer:
@@ -126,3 +102,24 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
             yield upright_rgb(frame)
+
+
+_COMMON_ENCODERS = "libx264, libx265 or libvpx-vp9"  # suggested in place of a codec that will not do
+
+
+def check_encoder(codec: str, pix_fmt: str) -> None:
+    """A ConfigError naming the value unless this FFmpeg has a video encoder `codec` that takes pictures in
+    `pix_fmt`: found before any model loads, rather than as the encoder fails to open."""
+    try:
+        encoder = av.Codec(codec, "w")
+    except av.codec.codec.UnknownCodecError:
+        raise ConfigError(f"codec {codec!r}: FFmpeg has no such encoder (try {_COMMON_ENCODERS})") from None
+    if encoder.type != "video":
+        raise ConfigError(f"codec {codec!r} encodes {encoder.type}, not video (try {_COMMON_ENCODERS})")
+    try:
+        av.VideoFormat(pix_fmt)
+    except ValueError:
+        raise ConfigError(f"pix_fmt {pix_fmt!r}: FFmpeg has no such pixel format (try yuv420p)") from None
+    formats = [video_format.name for video_format in encoder.video_formats or ()]  # none listed: any (rawvideo)
+    if formats and pix_fmt not in formats:
+        raise ConfigError(f"pix_fmt {pix_fmt!r}: {codec} takes {', '.join(formats)}")
