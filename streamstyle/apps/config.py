@@ -25,7 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from streamstyle.core.errors import ConfigError, StreamstyleError
-from streamstyle.core.settings import EncoderSettings, SizeSettings, TemporalSettings
+from streamstyle.core.settings import (
+    BATCH_SIZE,
+    CAMERA_FPS,
+    KEYFRAME_SECONDS,
+    READ_TIMEOUT,
+    STRENGTH,
+    EncoderSettings,
+    SizeSettings,
+    TemporalSettings,
+    check_frame_size,
+)
 from streamstyle.io.urls import is_file_target, is_url
 
 if TYPE_CHECKING:
@@ -46,6 +56,11 @@ class SourceConfig:
     read_timeout: float = 5.0  # seconds without a frame before a live input counts as lost
     strict: bool = False  # file: an input that ends early or has corrupt packets is an error, not a warning
 
+    def __post_init__(self):
+        check_frame_size("size", self.size)
+        CAMERA_FPS.check("fps", self.fps)
+        READ_TIMEOUT.check("read_timeout", self.read_timeout)
+
 
 @dataclass(frozen=True)
 class StyleConfig:
@@ -55,6 +70,8 @@ class StyleConfig:
     preserve_color: bool = False
     style_dir: str | None = None  # window: paintings to cycle through with ] and [
 
+    def __post_init__(self):
+        STRENGTH.check("strength", self.strength)
 
     def stylizer(self, runtime: RuntimeConfig) -> Stylizer:
         # The model loads only when a job asks for it: the command line checks its options without torch.
@@ -71,6 +88,9 @@ class RuntimeConfig:
     batch_size: int | None = None  # files only; default: 8 on CUDA, 1 on CPU
     compile: bool = False  # torch.compile the model: ~30 s once per frame size, then faster frames
 
+    def __post_init__(self):
+        BATCH_SIZE.check("batch_size", self.batch_size)
+
     def resolve(self) -> Runtime:
         from streamstyle.processing.runtime import resolve_runtime
 
@@ -86,6 +106,9 @@ class OutputConfig:
     save_dir: str = "."  # window: snapshots and recordings go here
     overlay: bool = True  # window: show fps, latency and style over the picture
     overwrite: bool = False  # replace an existing output file even if it is not of the kind written
+
+    def __post_init__(self):
+        KEYFRAME_SECONDS.check("keyframe_seconds", self.keyframe_seconds)
 
 
 @dataclass(frozen=True)
@@ -170,15 +193,13 @@ def _is_optional(hint: object) -> bool:
 
 
 def _size(value: object) -> tuple[int, int]:
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        width, height = value
-    elif isinstance(value, str) and value.lower().count("x") == 1:
-        width, height = (int(part) if part.isdigit() else -1 for part in value.lower().split("x"))
-    else:
+    """(width, height) from [1280, 720] or "1280x720"; the sides' range is the settings' to check."""
+    if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
+        return value[0], value[1]
+    parts = value.lower().split("x") if isinstance(value, str) else []
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
         raise ValueError
-    if width < 8 or height < 8:
-        raise ValueError
-    return width, height
+    return int(parts[0]), int(parts[1])
 
 
 def _section(cls: type[SectionT], values: dict, defaults: dict, origin: str) -> SectionT:
@@ -224,9 +245,17 @@ def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = N
     def section(cls: type[SectionT], name: str) -> SectionT:
         return _section(cls, sections.get(name, {}), _KIND_DEFAULTS[kind].get(name, {}), origin)
 
+    encoder = section(EncoderSettings, "encoder")
+    # PyAV knows which encoders this FFmpeg has; loaded here, once a command runs, never for --help.
+    from streamstyle.io.media import check_encoder
+
+    try:
+        check_encoder(encoder.codec, encoder.pix_fmt)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: [encoder] {error}") from None
     return PipelineConfig(kind, source, section(StyleConfig, "style"), section(RuntimeConfig, "runtime"),
-                          section(SizeSettings, "size"), section(TemporalSettings, "temporal"),
-                          section(EncoderSettings, "encoder"), output)  # fmt: skip
+                          section(SizeSettings, "size"), section(TemporalSettings, "temporal"), encoder,
+                          output)  # fmt: skip
 
 
 def apply_override(sections: dict[str, dict], assignment: str, origin: str = "--set") -> None:
@@ -249,6 +278,8 @@ def load_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> PipelineCo
         sections = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"pipeline file not found: {path}") from None
+    except OSError as error:  # a folder, no permission
+        raise ConfigError(f"cannot read pipeline file {path}: {error.strerror or error}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
     for assignment in overrides:

@@ -13,6 +13,8 @@ from streamstyle.cli.options import (
     LIVE_MAX_SIZE_HELP,
     audio_option,
     encoder_options,
+    float_range,
+    int_range,
     live_source_options,
     options_given,
     overwrite_option,
@@ -20,20 +22,36 @@ from streamstyle.cli.options import (
     style_options,
     temporal_options,
 )
-from streamstyle.cli.progress import console, file_progress, print_file_summary, say, say_with_time, warn
-from streamstyle.core.settings import TemporalSettings
+from streamstyle.cli.progress import (
+    configure_logging,
+    console,
+    file_progress,
+    print_file_summary,
+    say,
+    say_with_time,
+    warn,
+)
+from streamstyle.core.settings import (
+    BATCH_SIZE,
+    CRF,
+    KEYFRAME_SECONDS,
+    MAX_SIZE,
+    READ_TIMEOUT,
+    SCALE,
+    TemporalSettings,
+)
 
 
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @style_options
-@click.option("--batch-size", type=click.IntRange(min=1), help="Frames per model call (default: 8 on CUDA, 1 on CPU).")
-@click.option("--max-size", type=click.IntRange(min=8), help="Run the model with the longer side at most this.")
-@click.option("--scale", type=click.FloatRange(0.05, 4.0), help="Run the model at this fraction of the input size.")
+@click.option("--batch-size", type=int_range(BATCH_SIZE), help="Frames per model call (default: 8 on CUDA, 1 on CPU).")
+@click.option("--max-size", type=int_range(MAX_SIZE), help="Run the model with the longer side at most this.")
+@click.option("--scale", type=float_range(SCALE), help="Run the model at this fraction of the input size.")
 @click.option("--output-size", help="WIDTHxHEIGHT of the output video (default: the input's).")
 @encoder_options
-@click.option("--crf", type=click.IntRange(0, 63), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
+@click.option("--crf", type=int_range(CRF), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
 @click.option("--pix-fmt", help="Output pixel format (default yuv420p).")
 @temporal_options("flow", TemporalSettings().smooth)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (a damaged input is still said).")
@@ -62,7 +80,7 @@ def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int
 @live_source_options
 @style_options
 @click.option("--style-dir", type=click.Path(path_type=Path), help="Paintings to cycle through with ] and [.")
-@click.option("--max-size", type=click.IntRange(min=8), help=LIVE_MAX_SIZE_HELP)
+@click.option("--max-size", type=int_range(MAX_SIZE), help=LIVE_MAX_SIZE_HELP)
 @temporal_options("ema", 0.6)
 @click.option("--save-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where snapshots (c) and recordings (r) go (default: the current folder).")
@@ -93,14 +111,14 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
               help="Another output (repeatable): rtsp://, rtmp://, udp://, a .m3u8 playlist, or a recording file.")
 @click.option("--source-format", help="FFmpeg demuxer for SOURCE_URL when it does not say (lavfi, mpegts...).")
 @style_options
-@click.option("--max-size", type=click.IntRange(min=8), help=LIVE_MAX_SIZE_HELP)
+@click.option("--max-size", type=int_range(MAX_SIZE), help=LIVE_MAX_SIZE_HELP)
 @click.option("--output-size", help="WIDTHxHEIGHT of the output (default: the input's).")
 @temporal_options("ema", 0.6)
 @encoder_options
-@click.option("--bitrate", help="Output video bitrate (default 2M), e.g. 2M or 800k.")
-@click.option("--gop", type=click.FloatRange(0.1, 10),
+@click.option("--bitrate", callback=parse_bitrate, help="Output video bitrate (default 2M), e.g. 2M or 800k.")
+@click.option("--gop", type=float_range(KEYFRAME_SECONDS),
               help="Seconds between keyframes (default 1): how long a new viewer waits for a picture.")
-@click.option("--read-timeout", type=click.FloatRange(0.5, 60),
+@click.option("--read-timeout", type=float_range(READ_TIMEOUT),
               help="Seconds without a frame before the input counts as lost and is reconnected (default 5).")
 @audio_option
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False),
@@ -108,7 +126,7 @@ def webcam(camera: str, source: str | None, source_format: str | None, camera_si
 @overwrite_option
 def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, ...], source_format: str | None,
            style: dict, runtime: dict, max_size: int | None, output_size: str | None, temporal: str | None,
-           smooth: float | None, codec: str | None, preset: str | None, bitrate: str | None, gop: float | None,
+           smooth: float | None, codec: str | None, preset: str | None, bitrate: int | None, gop: float | None,
            read_timeout: float | None, audio: bool | None, stats_json: Path | None,
            overwrite: bool | None) -> None:  # fmt: skip
     """Restream SOURCE_URL stylized to OUTPUTS: read a live stream (rtsp:// over TCP, rtmp://, udp://, http://, or a
@@ -124,7 +142,7 @@ def stream(source_url: str, outputs: tuple[str, ...], more_outputs: tuple[str, .
         "runtime": runtime,
         "size": options_given(max_size=max_size, output_size=output_size),
         "temporal": options_given(mode=temporal, smooth=smooth),
-        "encoder": options_given(codec=codec, preset=preset, bitrate=parse_bitrate(bitrate)),
+        "encoder": options_given(codec=codec, preset=preset, bitrate=bitrate),
         "output": {"targets": targets}
         | options_given(keyframe_seconds=gop, audio=audio, stats_json=str(stats_json) if stats_json else None,
                         overwrite=overwrite),
@@ -146,6 +164,8 @@ def run(pipeline: Path, overrides: tuple[str, ...], quiet: bool) -> None:
 def execute(config: PipelineConfig, quiet: bool = False) -> None:
     """Run a PipelineConfig as its kind of job, with the terminal's progress, status and summary."""
     from streamstyle.apps import jobs
+
+    configure_logging(quiet)
 
     if config.kind == "file":
         source, output = Path(config.source.input), Path(config.output.targets[0])

@@ -37,6 +37,11 @@ class ErrorReportingGroup(click.Group):
             signal.signal(stopping, _terminate)
         try:
             return super().invoke(ctx)
+        except click.BadParameter as error:  # an option's value out of its range: a bad input like any other
+            if isinstance(error, click.MissingParameter):
+                raise  # click's usage message shows what to give
+            click.echo(f"streamstyle: error: {error.format_message()}", err=True)
+            ctx.exit(2)
         except StreamstyleError as error:
             click.echo(f"streamstyle: error: {error}", err=True)
             ctx.exit(2)

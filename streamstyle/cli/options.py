@@ -7,6 +7,8 @@ import functools
 
 import click
 
+from streamstyle.core.settings import BITRATE, CAMERA_FPS, SMOOTH, STRENGTH, Bounds
+
 
 def runtime_options(command):
     """--device, --precision and --compile, shared by every command that runs a network."""
@@ -24,6 +26,17 @@ def runtime_options(command):
     return click.option(
         "--device", help="auto (the default: CUDA when present), cpu, cuda or cuda:N."
     )(command)
+
+
+def int_range(bounds: Bounds[int]) -> click.IntRange:
+    """The click type of an integer setting, from the range the setting checks itself with: --help shows it, and
+    a value outside it is refused naming the option."""
+    return click.IntRange(bounds.low, bounds.high)
+
+
+def float_range(bounds: Bounds[float]) -> click.FloatRange:
+    """`int_range` for a setting that takes any number."""
+    return click.FloatRange(bounds.low, bounds.high)
 
 
 def options_given(**values) -> dict:
@@ -57,7 +70,7 @@ def style_options(command):
         ),
         click.option(
             "--strength",
-            type=click.FloatRange(0.0, 1.0),
+            type=float_range(STRENGTH),
             help="How much style: 0 keeps the input, 1 (the default) is full style.",
         ),
         click.option(
@@ -76,7 +89,8 @@ audio_option = click.option(
          "recordings carry the first, as AAC in step with the pictures.")  # fmt: skip
 
 
-def parse_bitrate(value: str | None) -> int | None:
+def parse_bitrate(_context: click.Context, _option: click.Parameter, value: str | None) -> int | None:
+    """--bitrate in bits per second, from 2M or 800k."""
     if value is None:
         return None
     number, multiplier = value.strip().lower(), 1
@@ -84,10 +98,10 @@ def parse_bitrate(value: str | None) -> int | None:
         number, multiplier = number[:-1], 1000 if number[-1] == "k" else 1_000_000
     try:
         bits = round(float(number) * multiplier)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, NaN, infinite
         raise click.BadParameter(f"{value!r} is not a bitrate like 2M or 800k") from None
-    if bits < 10_000:
-        raise click.BadParameter(f"{value!r} is too low for video (bits per second; try 2M)")
+    if not BITRATE.holds(bits):
+        raise click.BadParameter(f"{value!r} is {bits} bits per second; video needs {BITRATE} (try 2M)")
     return bits
 
 
@@ -95,7 +109,7 @@ def temporal_options(default_mode: str, default_smooth: float):
     """--temporal and --smooth; the defaults (shown in --help) are the config's for the kind of job."""
 
     def decorate(command):
-        command = click.option("--smooth", type=click.FloatRange(0.0, 1.0),
+        command = click.option("--smooth", type=float_range(SMOOTH),
                                help=f"Weight of the previous output in the blend (default {default_smooth}).",
                                )(command)  # fmt: skip
         return click.option(
@@ -126,7 +140,7 @@ def live_source_options(command):
                      "or with --source-format lavfi a test pattern such as 'testsrc2=size=640x480:rate=30'."),
         click.option("--source-format", help="FFmpeg demuxer for --source: lavfi, x11grab, v4l2..."),
         click.option("--size", "camera_size", help="Resolution WIDTHxHEIGHT to ask the camera for."),
-        click.option("--fps", "camera_fps", type=click.FloatRange(1, 240), help="Frame rate to ask the camera for."),
+        click.option("--fps", "camera_fps", type=float_range(CAMERA_FPS), help="Frame rate to ask the camera for."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)

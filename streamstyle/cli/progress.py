@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,18 @@ if TYPE_CHECKING:
     from streamstyle.processing.stylizer import Stylizer
 
 console = Console(stderr=True, highlight=False)
+
+
+def configure_logging(quiet: bool) -> None:
+    """What the libraries have to say goes through Python's logging, which prints warnings and errors, or only
+    errors when `quiet`: warnings.warn (PIL's on a painting of over 89 megapixels, torch's) becomes log records.
+    FFmpeg's own log stays off (PyAV's default): its errors reach the user as exceptions. The encoders that print
+    on stderr themselves keep to errors: x265 by its options (EncoderSettings), SVT-AV1 by its environment."""
+    logging.captureWarnings(True)
+    # A handler of its own: captured warnings never reach Python's last resort, which would print the rest as this.
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger().setLevel(logging.ERROR if quiet else logging.WARNING)
+    os.environ.setdefault("SVT_LOG", "1")  # errors only
 
 
 def say(line: str) -> None:

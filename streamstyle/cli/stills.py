@@ -12,7 +12,7 @@ from rich.table import Table
 
 from streamstyle.apps.config import RuntimeConfig, StyleConfig
 from streamstyle.cli.options import options_given, runtime_options, style_options
-from streamstyle.cli.progress import console, loss_progress
+from streamstyle.cli.progress import configure_logging, console, loss_progress
 from streamstyle.core.errors import StreamstyleError
 from streamstyle.core.settings import DEFAULT_MAX_SIZE, OPTIMIZE_MAX_SIZE, OptimizeSettings
 
@@ -57,6 +57,7 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
           method: str, steps: int, scales: int, optimizer: str, init: str, content_weight: float, style_weight: float,
           tv_weight: float, save_every: int | None, quiet: bool) -> None:  # fmt: skip
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
+    configure_logging(quiet)
     from streamstyle.apps.stills import plan_outputs, stylize_images
 
     plan_outputs(source, output, "." + suffix, overwrite)  # report bad paths before loading any model

@@ -4,8 +4,60 @@ The command line and pipeline files fill the same ones; each checks its own valu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from streamstyle.core.errors import ConfigError
+
+NumberT = TypeVar("NumberT", int, float)
+
+
+@dataclass(frozen=True)
+class Bounds(Generic[NumberT]):
+    """The values a numeric setting may take, both ends included (None: no limit). Each setting's range is written
+    once, here: the settings check themselves with it, and the command line types its options with it."""
+
+    low: NumberT | None = None
+    high: NumberT | None = None
+
+    def holds(self, value: float) -> bool:
+        """Whether `value` lies within; NaN never does."""
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def check(self, key: str, value: float | None) -> None:
+        """A ConfigError naming `key` and the range when `value` (None: not given) lies outside it."""
+        if value is not None and not self.holds(value):
+            raise ConfigError(f"{key} must be {self}, got {value:g}")
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"at least {self.low:g}"
+        if self.low is None:
+            return f"at most {self.high:g}"
+        return f"between {self.low:g} and {self.high:g}"
+
+
+LEAST_INFERENCE_SIDE = 8  # the model never runs on a smaller picture
+MAX_SIZE = Bounds(LEAST_INFERENCE_SIDE)
+SCALE = Bounds(0.05, 4.0)
+# A side of a frame the user asks for: H.264 and HEVC allow at most about 16,900 pixels (their highest levels).
+FRAME_SIDE = Bounds(8, 16384)
+SMOOTH = Bounds(0.0, 1.0)
+FLOW_SIZE = Bounds(16)  # the flow is worked out on 16 pixels a side at the least anyway (processing/temporal.py)
+CRF = Bounds(0, 63)  # x264 and x265 take up to 51, VP9 63
+CODEC_THREADS = Bounds(0)  # 0: the codec decides
+BITRATE = Bounds(10_000)  # bits per second; less is too little for any video
+GOP = Bounds(1)  # frames
+STRENGTH = Bounds(0.0, 1.0)
+BATCH_SIZE = Bounds(1)
+CAMERA_FPS: Bounds[float] = Bounds(1, 240)
+READ_TIMEOUT = Bounds(0.5, 60)  # seconds
+KEYFRAME_SECONDS = Bounds(0.1, 10)
+
+
+def check_frame_size(key: str, size: tuple[int, int] | None) -> None:
+    """A ConfigError naming `key` when a (width, height) has a side outside FRAME_SIDE."""
+    if size is not None and not all(FRAME_SIDE.holds(side) for side in size):
+        raise ConfigError(f"{key} must have sides {FRAME_SIDE} pixels, got {size[0]}x{size[1]}")
 
 
 @dataclass(frozen=True)
@@ -14,11 +66,16 @@ class SizeSettings:
     scale: float | None = None  # inference: this fraction of the input size
     output_size: tuple[int, int] | None = None  # (width, height) of the output; default: the input's
 
+    def __post_init__(self):
+        MAX_SIZE.check("max_size", self.max_size)
+        SCALE.check("scale", self.scale)
+        check_frame_size("output_size", self.output_size)
+
     def inference_shape(self, height: int, width: int) -> tuple[int, int]:
         factor = self.scale or 1.0
         if self.max_size and max(height, width) * factor > self.max_size:
             factor = self.max_size / max(height, width)
-        return max(8, round(height * factor)), max(8, round(width * factor))
+        return max(LEAST_INFERENCE_SIDE, round(height * factor)), max(LEAST_INFERENCE_SIDE, round(width * factor))
 
 
 TEMPORAL_MODES = ("flow", "ema", "off")
@@ -36,8 +93,8 @@ class TemporalSettings:
     def __post_init__(self):
         if self.mode not in TEMPORAL_MODES:
             raise ConfigError(f"unknown temporal mode {self.mode!r}; use one of {', '.join(TEMPORAL_MODES)}")
-        if not 0.0 <= self.smooth <= 1.0:
-            raise ConfigError(f"--smooth must be between 0 and 1, got {self.smooth}")
+        SMOOTH.check("smooth", self.smooth)
+        FLOW_SIZE.check("flow_size", self.flow_size)
 
 
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31}
@@ -54,6 +111,12 @@ class EncoderSettings:
     bitrate: int | None = None  # bits per second; replaces constant quality (live output needs a steady rate)
     gop: int | None = None  # frames between keyframes; short for live, so viewers can join quickly
 
+    def __post_init__(self):
+        CRF.check("crf", self.crf)
+        CODEC_THREADS.check("threads", self.threads)
+        BITRATE.check("bitrate", self.bitrate)
+        GOP.check("gop", self.gop)
+
     def options(self) -> dict[str, str]:
         options = {}
         crf = self.crf if self.crf is not None else _DEFAULT_CRF.get(self.codec)
@@ -68,6 +131,8 @@ class EncoderSettings:
             options["bf"] = "0"  # B-frames wait for later frames: latency
         if self.tune and self.codec in ("libx264", "libx265"):
             options["tune"] = self.tune
+        if self.codec == "libx265":
+            options["x265-params"] = "log-level=error"  # x265 prints its banner and statistics on stderr itself
         if self.codec == "libvpx-vp9" and not self.bitrate:
             options["b"] = "0"  # constant quality mode
             options["row-mt"] = "1"

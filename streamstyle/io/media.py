@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamstyle.core.errors import InputError
+from streamstyle.core.errors import ConfigError, InputError
 from streamstyle.core.files import FileKind
 
 # Chroma subsampled formats need even frame sizes.
@@ -18,10 +18,10 @@ _EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "
 
 
 def encodable_shape(height: int, width: int, pix_fmt: str) -> tuple[int, int]:
-    """(height, width) made even where the pixel format needs it: the picture is cropped by a row or column,
-    never resampled."""
+    """(height, width) made even where the pixel format needs it: the picture loses its last row or column, or
+    where a side is a single pixel, with nothing to lose, that pixel is doubled."""
     if pix_fmt in _EVEN_SIZE_FORMATS:
-        return height - height % 2, width - width % 2
+        return max(2, height - height % 2), max(2, width - width % 2)
     return height, width
 
 
@@ -70,13 +70,15 @@ def colorspace_for(tagged: int | None, height: int) -> str | int:
 
 
 def encodable_picture(image: np.ndarray, pix_fmt: str, colorspace: int | None, color_range: int) -> av.VideoFrame:
-    """An RGB image as a VideoFrame in the encoder's pixel format, converted with the matrix the output is tagged
-    with (or the one players assume for its size)."""
-    matrix = colorspace_for(colorspace, image.shape[0])
-    picture = av.VideoFrame.from_ndarray(image, format="rgb24")
+    """An RGB image as a VideoFrame in the encoder's pixel format and at its encodable_shape, converted with the
+    matrix the output is tagged with (or the one players assume for its size)."""
+    height, width = encodable_shape(image.shape[0], image.shape[1], pix_fmt)
+    matrix = colorspace_for(colorspace, height)
+    picture = av.VideoFrame.from_ndarray(image[:height, :width], format="rgb24")
     return picture.reformat(
-        format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix, dst_color_range=color_range
-    )
+        width=width, height=height, format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+        dst_color_range=color_range,
+    )  # fmt: skip
 
 
 def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -112,3 +114,24 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
             yield upright_rgb(frame)
+
+
+_COMMON_ENCODERS = "libx264, libx265 or libvpx-vp9"  # suggested in place of a codec that will not do
+
+
+def check_encoder(codec: str, pix_fmt: str) -> None:
+    """A ConfigError naming the value unless this FFmpeg has a video encoder `codec` that takes pictures in
+    `pix_fmt`: found before any model loads, rather than as the encoder fails to open."""
+    try:
+        encoder = av.Codec(codec, "w")
+    except av.codec.codec.UnknownCodecError:
+        raise ConfigError(f"codec {codec!r}: FFmpeg has no such encoder (try {_COMMON_ENCODERS})") from None
+    if encoder.type != "video":
+        raise ConfigError(f"codec {codec!r} encodes {encoder.type}, not video (try {_COMMON_ENCODERS})")
+    try:
+        av.VideoFormat(pix_fmt)
+    except ValueError:
+        raise ConfigError(f"pix_fmt {pix_fmt!r}: FFmpeg has no such pixel format (try yuv420p)") from None
+    formats = [video_format.name for video_format in encoder.video_formats or ()]  # none listed: any (rawvideo)
+    if formats and pix_fmt not in formats:
+        raise ConfigError(f"pix_fmt {pix_fmt!r}: {codec} takes {', '.join(formats)}")

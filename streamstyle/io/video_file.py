@@ -19,7 +19,15 @@ from streamstyle.core.files import AtomicFile, claim_output
 from streamstyle.core.frames import AudioPacket, Frame
 from streamstyle.core.roles import Sink
 from streamstyle.core.settings import EncoderSettings
-from streamstyle.io.media import VIDEO_FILE, encodable_picture, encodable_shape, is_tagged, named_layout, upright_rgb
+from streamstyle.io.media import (
+    VIDEO_FILE,
+    check_encoder,
+    encodable_picture,
+    encodable_shape,
+    is_tagged,
+    named_layout,
+    upright_rgb,
+)
 
 
 class FileSource:
@@ -98,6 +106,7 @@ class FileSink(Sink[AudioPacket]):
     def _add_streams(self, source: av.container.InputContainer, encoder: EncoderSettings, audio: bool) -> None:
         in_video = source.streams.video[0]
         self.container.metadata.update(source.metadata)
+        check_encoder(encoder.codec, encoder.pix_fmt)
         if encoder.codec not in self.container.supported_codecs:
             raise OutputError(f"{self.output.suffix} files cannot hold {encoder.codec} video")
         try:

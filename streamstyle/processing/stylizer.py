@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from streamstyle.core.errors import InputError, StyleSpecError
+from streamstyle.core.settings import STRENGTH
 from streamstyle.io.images import read_image
 from streamstyle.models import weights
 from streamstyle.models.checkpoints import load_checkpoint
@@ -25,8 +26,8 @@ from streamstyle.processing.tensors import frames_to_tensor, preserve_color, squ
 
 
 def check_strength(strength: float) -> None:
-    if not 0.0 <= strength <= 1.0:
-        raise StyleSpecError(f"strength must be between 0 and 1, got {strength}")
+    if not STRENGTH.holds(strength):
+        raise StyleSpecError(f"strength must be {STRENGTH}, got {strength:g}")
 
 
 def _load(module: ModuleT, source: weights.WeightFile, convert, runtime: Runtime) -> ModuleT:

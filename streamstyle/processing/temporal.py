@@ -6,6 +6,7 @@ image is found in the second. Images are [H,W,C] arrays; masks [H,W] float32 in 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import cv2
@@ -25,6 +26,9 @@ _HISTORY_LIMIT = (48, 48, 48, 0)
 _LEAST_TRACKED_SHARE = 0.2
 # Mean absolute grey difference (0..255) between frames, after motion compensation fails, that marks a cut.
 _SCENE_CUT_DIFFERENCE = 40.0
+# DIS refuses images under 12 pixels a side and crashes the process on some short, wide ones (40x12 and 100x8 in
+# OpenCV 5.0); every size tried with both sides at least this worked.
+_DIS_LEAST_SIDE = 16
 
 
 def to_grey(image: np.ndarray, longer_side: int | None = None) -> np.ndarray:
@@ -38,7 +42,14 @@ def to_grey(image: np.ndarray, longer_side: int | None = None) -> np.ndarray:
 
 
 def dis_flow(first: np.ndarray, second: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> np.ndarray:
-    """Dense flow from grey image `first` to `second` (DIS, Kroeger et al. 2016)."""
+    """Dense flow from grey image `first` to `second` (DIS, Kroeger et al. 2016), at any size: images smaller
+    than DIS takes are enlarged for it, and their flow brought back to their size."""
+    height, width = first.shape[:2]
+    enlarge = _DIS_LEAST_SIDE / min(height, width)
+    if enlarge > 1:
+        size = (math.ceil(width * enlarge), math.ceil(height * enlarge))
+        first, second = (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) for image in (first, second))
+        return resize_flow(dis_flow(first, second, preset), height, width)
     # The stubs make calc's flow argument required; None lets OpenCV allocate it.
     return cv2.DISOpticalFlow.create(preset).calc(first, second, None)  # type: ignore[call-overload]
 
