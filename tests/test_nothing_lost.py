@@ -111,7 +111,7 @@ def test_file_replaces_a_file_of_another_kind_only_with_overwrite(tmp_path, clip
     assert frames_in(out) == 20
 
 
-def test_bench_and_train_outputs_claim_their_paths_too(tmp_path, clip):
+def test_bench_train_and_sheet_outputs_claim_their_paths_too(tmp_path, clip):
     painting = tmp_path / "painting.png"
     painting.write_bytes((Path(__file__).parent.parent / "samples" / "paintings").glob("*.jpg").__next__().read_bytes())
     assert "would overwrite its input" in one_error_line(
@@ -119,6 +119,9 @@ def test_bench_and_train_outputs_claim_their_paths_too(tmp_path, clip):
     )
     assert "is not a JSON file" in one_error_line(run_cli("bench", "--json", clip, "--sizes", "360p"))
     assert frames_in(clip) == 20
+    before = digest(painting)
+    assert "would overwrite its input" in one_error_line(run_cli("styles", "--sheet", painting, "-o", painting))
+    assert digest(painting) == before
 
 
 # --- 2. two runs writing one output --------------------------------------------------------------------------------

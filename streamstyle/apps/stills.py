@@ -153,8 +153,7 @@ def render_style_sheet(photo: np.ndarray, runtime: Runtime, tile: int = 256, col
 
 def write_style_sheet(photo_path: str | Path, output: str | Path, runtime: Runtime, tile: int = 256) -> Path:
     output = Path(output)
-    if not output.parent.exists():
-        raise OutputError(f"output folder does not exist: {output.parent}")
+    claim_output(output, [photo_path], IMAGE_FILE)
     with torch.inference_mode():
         sheet = render_style_sheet(read_image(photo_path), runtime, tile)
     write_image(sheet, output)

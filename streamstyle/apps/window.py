@@ -124,8 +124,12 @@ class LiveWindow(Sink[AudioChunk]):
         self.notify(f"saved {recorder.target} ({recorder.frames} frames)")
 
     def _new_path(self, suffix: str) -> Path:
-        self._saved += 1
-        return self.save_dir / f"streamstyle-{time.strftime('%Y%m%d-%H%M%S')}-{self._saved:03d}{suffix}"
+        """A name no file has yet: another window saving into the same folder in the same second is not lost."""
+        while True:
+            self._saved += 1
+            path = self.save_dir / f"streamstyle-{time.strftime('%Y%m%d-%H%M%S')}-{self._saved:03d}{suffix}"
+            if not path.exists():
+                return path
 
     def _run_chain(self) -> None:
         try:
