@@ -2,12 +2,14 @@
 output keep both results, a signal unwinds every command like Ctrl-C, a restream with no working output stops,
 and a damaged input is said plainly. Real files, a real FIFO and device, real second processes, real signals."""
 
+import contextlib
 import hashlib
 import os
 import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
@@ -141,33 +143,50 @@ def test_a_commit_never_replaces_what_another_writer_completed_meanwhile(tmp_pat
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.slow
-def test_two_runs_writing_one_output_keep_both_results(tmp_path, clip):
-    """Run B reads its input from a FIFO, so it is mid-job for as long as the test holds the pipe open; run A
-    writes the same output from start to end meanwhile. A's file stays; B's result is kept beside it, and said."""
-    stream_clip = tmp_path / "clip.ts"
-    write_moving_clip(stream_clip, 100, format="mpegts")  # enough that half of it opens the input
-    fifo = tmp_path / "fifo.ts"
+FIFO_FRAMES = 100  # enough that half of them open the input
+
+
+@contextlib.contextmanager
+def file_job_mid_input(folder: Path, out: Path) -> Iterator[tuple[subprocess.Popen, Callable[[], None]]]:
+    """`streamstyle file` reading a FIFO of which the test has written half: the job is surely mid-file, with its
+    output started, until the test calls the second thing yielded, which writes the rest and ends the input. The job
+    is killed if it still runs when the block ends."""
+    clip = folder / "clip.ts"
+    write_moving_clip(clip, FIFO_FRAMES, format="mpegts")
+    data = clip.read_bytes()
+    fifo = folder / "fifo.ts"
     os.mkfifo(fifo)
-    out = tmp_path / "out.mp4"
-    command = [sys.executable, "-m", "streamstyle.cli", "file", str(fifo), str(out), *SMALL, "--quiet"]
-    b = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen([sys.executable, "-m", "streamstyle.cli", "file", str(fifo), str(out), *SMALL, "--quiet"],
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         with fifo.open("wb") as pipe:
-            data = stream_clip.read_bytes()
             pipe.write(data[: len(data) // 2])
             pipe.flush()
-            wait_until(lambda: leftovers(tmp_path), STARTUP_S, "run B to start writing")
-            a = run_cli("file", clip, out, *SMALL, "--quiet")
-            assert a.returncode == 0, a.stderr
-            pipe.write(data[len(data) // 2 :])
-        _, errors = b.communicate(timeout=STARTUP_S)
+            wait_until(lambda: leftovers(out.parent), STARTUP_S, "the job to start writing")
+
+            def end_input() -> None:
+                pipe.write(data[len(data) // 2 :])
+                pipe.close()
+
+            yield job, end_input
     finally:
-        b.kill()
+        job.kill()
+
+
+@pytest.mark.slow
+def test_two_runs_writing_one_output_keep_both_results(tmp_path, clip):
+    """Run B is mid-job while run A writes the same output from start to end. A's file stays; B's result is kept
+    beside it, and said."""
+    out = tmp_path / "out.mp4"
+    with file_job_mid_input(tmp_path, out) as (b, end_input):
+        a = run_cli("file", clip, out, *SMALL, "--quiet")
+        assert a.returncode == 0, a.stderr
+        end_input()
+        _, errors = b.communicate(timeout=STARTUP_S)
     assert frames_in(out) == 20  # run A's
     assert b.returncode == 2 and "written by another run while this one worked" in errors, errors
     (kept,) = [p for p in tmp_path.iterdir() if p.name.startswith("out.") and p.name != "out.mp4"]
-    assert frames_in(kept) == 100 and kept.name in errors  # run B's, whole
+    assert frames_in(kept) == FIFO_FRAMES and kept.name in errors  # run B's, whole
     assert leftovers(tmp_path) == []
 
 
@@ -177,24 +196,10 @@ def test_two_runs_writing_one_output_keep_both_results(tmp_path, clip):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_signal_stops_a_file_job_like_ctrl_c_and_leaves_nothing(tmp_path, signum):
-    """The job reads a FIFO the test holds open, so it is surely mid-file when the signal comes."""
-    stream_clip = tmp_path / "clip.ts"
-    write_moving_clip(stream_clip, 100, format="mpegts")  # enough that half of it opens the input
-    fifo = tmp_path / "fifo.ts"
-    os.mkfifo(fifo)
     out = tmp_path / "out.mp4"
-    job = subprocess.Popen([sys.executable, "-m", "streamstyle.cli", "file", str(fifo), str(out), *SMALL],
-                           stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        with fifo.open("wb") as pipe:
-            data = stream_clip.read_bytes()
-            pipe.write(data[: len(data) // 2])
-            pipe.flush()
-            wait_until(lambda: leftovers(tmp_path), STARTUP_S, "the job to start writing")
-            job.send_signal(signum)
-            _, errors = job.communicate(timeout=STARTUP_S)
-    finally:
-        job.kill()
+    with file_job_mid_input(tmp_path, out) as (job, _):
+        job.send_signal(signum)
+        _, errors = job.communicate(timeout=STARTUP_S)
     assert job.returncode == 128 + signum, errors
     assert f"stopped by {signum.name}" in errors and "Traceback" not in errors, errors
     assert not out.exists() and leftovers(tmp_path) == []
