@@ -1,10 +1,6 @@
 """`streamstyle file` and `stylize_file` on real clips: every frame once with its timestamp, audio untouched."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +9,7 @@ import streamstyle
 from streamstyle.core.errors import InputError, OutputError
 from streamstyle.core.settings import SizeSettings
 
-from .conftest import SAMPLES, STARTUP_S, run_cli, wait_until
+from .conftest import SAMPLES, run_cli
 from .media import (
     audio_digest,
     first_frame,
@@ -160,26 +156,6 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, source, outpu
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("streamstyle: error:") and message in lines[0], result.stderr
     assert list(out_dir.iterdir()) == []
-
-
-def test_ctrl_c_stops_cleanly_and_leaves_no_output(tmp_path):
-    out = tmp_path / "bikes.mp4"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamstyle.cli", "file", BIKES, out, "--style", "7", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until(lambda: list(tmp_path.glob(".*partial*")), STARTUP_S, "the run to start writing", poll=0.1)
-        time.sleep(1.0)  # into the run: every stage busy
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=STARTUP_S)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_prints_a_summary_of_where_time_went(tmp_path):
