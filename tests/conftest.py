@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -65,6 +66,13 @@ def wait_for_count(count: Callable[[], int], target: int, what: str, stall: floa
             reached, patience = now, stall
             deadline = time.monotonic() + patience
     return reached
+
+
+def takes_ctrl_c() -> None:
+    """preexec_fn of a command a test stops with SIGINT. A process started with SIGINT ignored keeps ignoring it (a
+    shell's background job: a suite run with nohup or `&` passes that on), so the command gets it as a terminal's
+    foreground job would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: object, timeout: float = 2 * STARTUP_S, **kwargs) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ import pytest
 from streamstyle.core.errors import OutputError
 from streamstyle.core.files import JSON_FILE, AtomicFile, claim_output
 from streamstyle.io.media import VIDEO_FILE
-from tests.conftest import STARTUP_S, run_cli, wait_until
+from tests.conftest import STARTUP_S, run_cli, takes_ctrl_c, wait_until
 from tests.media import write_moving_clip
 
 SMALL = ("--style", "7", "--max-size", "32", "--temporal", "off")
@@ -157,7 +157,7 @@ def file_job_mid_input(folder: Path, out: Path) -> Iterator[tuple[subprocess.Pop
     fifo = folder / "fifo.ts"
     os.mkfifo(fifo)
     job = subprocess.Popen([sys.executable, "-m", "streamstyle.cli", "file", str(fifo), str(out), *SMALL, "--quiet"],
-                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+                           stderr=subprocess.PIPE, text=True, preexec_fn=takes_ctrl_c)  # fmt: skip
     try:
         with fifo.open("wb") as pipe:
             pipe.write(data[: len(data) // 2])

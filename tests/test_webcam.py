@@ -19,7 +19,7 @@ import pytest
 
 from streamstyle.io.images import read_image
 
-from .conftest import SAMPLES, STARTUP_S, wait_until
+from .conftest import SAMPLES, STARTUP_S, takes_ctrl_c, wait_until
 from .display import find_window, screenshot, send_key, virtual_display
 from .media import difference, live_model_output
 from .rtsp.server import Publisher, RtspRelay, relay_unavailable
@@ -47,7 +47,8 @@ def webcam(display: str | None, *args: str) -> subprocess.Popen:
     if display:
         env["DISPLAY"] = display
     command = [sys.executable, "-m", "streamstyle.cli", "webcam", *args]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=takes_ctrl_c)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -194,9 +195,7 @@ def test_ctrl_c_twice_closes_at_once_without_an_abort(display):
             app.send_signal(signal.SIGINT)
             time.sleep(0.01)
             app.send_signal(signal.SIGINT)
-            # Two signals that close together may reach the process as one, which then closes the usual way: on a
-            # machine this busy that can take longer than a reaction. A bound for a hang; the status says the rest.
-            _, errors = app.communicate(timeout=STARTUP_S)
+            _, errors = app.communicate(timeout=REACTION_S)
         finally:
             app.kill()
         assert app.returncode == 130, errors
