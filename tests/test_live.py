@@ -8,7 +8,6 @@ import contextlib
 import shutil
 import socket
 import threading
-import time
 from fractions import Fraction
 
 import av
@@ -49,19 +48,7 @@ def test_what_each_kind_of_live_input_opens_with(tmp_path):
     assert live_input(str(BIKES)).paced  # a file plays in real time, as a camera would deliver it
     with pytest.raises(InputError, match="source not found"):
         live_input(str(tmp_path / "nope.mp4"))
-    assert live_input("testsrc2", "lavfi").paced  # a graph without `realtime` makes frames as fast as it is read
-    assert not live_input(":0.0", "x11grab").paced  # a device has a clock of its own
-
-
-def test_a_lavfi_graph_plays_at_its_own_rate_as_a_camera_would():
-    """Without pacing, a test pattern ran thousands of frames ahead of the model (all of them stale)."""
-    source = LiveSource(live_input("testsrc2=size=64x48:rate=25", "lavfi"), Reconnect(attempts=0))
-    times = []
-    for _ in source:
-        times.append(time.monotonic())
-        if len(times) == 26:
-            break
-    assert times[-1] - times[0] >= 0.9  # 25 frame intervals at 25 fps: a second; a busy machine only adds to it
+    assert not live_input("testsrc2", "lavfi").paced  # lavfi paces itself (realtime filter) or not at all
 
 
 def test_targets_get_the_muxer_their_protocol_needs():

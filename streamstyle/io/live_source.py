@@ -39,7 +39,7 @@ class LiveInput:
     url: str
     format: str | None = None
     options: dict[str, str] = field(default_factory=dict)
-    paced: bool = False  # a file or lavfi graph: deliver its frames at their own pace, as a camera would
+    paced: bool = False  # a file: deliver its frames at their own pace, as a camera would
     timeout: tuple[float, float] | None = None  # seconds to open, and to wait for each read (network only)
 
     @property
@@ -74,9 +74,7 @@ def live_input(spec: str, format: str | None = None, size: tuple[int, int] | Non
         if not Path(spec).is_file():
             raise InputError(f"source not found: {spec}")
         return LiveInput(spec, paced=True)
-    # A filter graph, like a file, makes frames as fast as they are read unless it has a `realtime` filter:
-    # played at its own rate, as a camera would deliver it, either way.
-    return LiveInput(spec, format, paced=format == "lavfi")
+    return LiveInput(spec, format)
 
 
 # Source timestamps that jump this far from the capture clock (a restarted camera, a looped file) re-anchor it.
