@@ -1,4 +1,4 @@
-"""A real X display for window tests: Xvfb, screenshots taken with FFmpeg's x11grab, keys sent with xdotool."""
+"""A real X display for window tests: Xvfb, screenshots read from its framebuffer file, keys sent with xdotool."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import contextlib
 import os
 import select
 import shutil
+import struct
 import subprocess
-import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 SCREEN = (1280, 720)
+_XWD_COLOR_SIZE = 12
+_FRAMEBUFFERS: dict[str, Path] = {}  # display name -> its screen as a file, for screenshot()
 
 
 def require_display_tools() -> None:
@@ -28,38 +32,44 @@ def virtual_display() -> Iterator[str]:
     require_display_tools()
     read_end, write_end = os.pipe()
     width, height = SCREEN
+    screen_folder = tempfile.TemporaryDirectory(prefix="xvfb-screen-")
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24", "-fbdir", screen_folder.name,
+         "-nolisten", "tcp"],
         pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     os.close(write_end)
+    name = ""
     try:
         ready, _, _ = select.select([read_end], [], [], 15)
         if not ready:
             raise RuntimeError("Xvfb did not start within 15 s")
-        yield ":" + os.read(read_end, 64).decode().strip()
+        name = ":" + os.read(read_end, 64).decode().strip()
+        _FRAMEBUFFERS[name] = Path(screen_folder.name) / "Xvfb_screen0"
+        yield name
     finally:
+        _FRAMEBUFFERS.pop(name, None)
         os.close(read_end)
         server.terminate()
         server.wait(timeout=10)
-
-
-_GRAB = """
-import sys, av
-display, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-options = {"video_size": f"{width}x{height}", "draw_mouse": "0"}
-with av.open(f"{display}.0+0,0", format="x11grab", options=options) as grab:
-    sys.stdout.buffer.write(next(grab.decode(video=0)).to_ndarray(format="rgb24").tobytes())
-"""
+        screen_folder.cleanup()
 
 
 def screenshot(display: str, width: int, height: int) -> np.ndarray:
-    """The top-left width x height of the screen as RGB (there is no window manager: windows open at 0,0).
-    Grabbed by FFmpeg's x11grab in a process of its own: its libxcb and the one OpenCV bundles clash in one
-    process (a segfault, seen in the full test run)."""
-    grab = subprocess.run([sys.executable, "-c", _GRAB, display, str(width), str(height)], capture_output=True,
-                          timeout=120, check=True)  # fmt: skip
-    return np.frombuffer(grab.stdout, np.uint8).reshape(height, width, 3)
+    """The top-left width x height of the screen as RGB (there is no window manager: windows open at 0,0), read
+    from Xvfb's memory-mapped framebuffer: no X client, so nothing to clash with OpenCV's libxcb or to fail on X."""
+    image = _framebuffer(_FRAMEBUFFERS[display])
+    return np.ascontiguousarray(image[:height, :width])
+
+
+def _framebuffer(path: Path) -> np.ndarray:
+    """The screen in an XWD file (Xvfb -fbdir: 32 bits a pixel, least significant byte first, so B, G, R, unused)."""
+    data = path.read_bytes()
+    header = struct.unpack(">25I", data[:100])
+    header_size, width, height, bytes_per_line, colors = header[0], header[4], header[5], header[12], header[19]
+    start = header_size + colors * _XWD_COLOR_SIZE
+    rows = np.frombuffer(data, np.uint8, height * bytes_per_line, start).reshape(height, bytes_per_line)
+    return rows[:, : width * 4].reshape(height, width, 4)[:, :, 2::-1]
 
 
 def find_window(display: str, window_name: str = "streamstyle") -> str | None:
