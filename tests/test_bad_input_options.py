@@ -20,7 +20,9 @@ from streamstyle.cli.main import cli
 from streamstyle.core.errors import ConfigError
 from streamstyle.processing.temporal import dis_flow
 
-from .conftest import STARTUP_S, run_cli
+from .conftest import REPO, STARTUP_S, run_cli
+
+PIPELINES = REPO / "pipelines"
 
 
 def write_clip(path: Path, size: tuple[int, int], pix_fmt: str = "yuv420p", frames: int = 4) -> None:
@@ -153,12 +155,14 @@ def run_cli_without_model(*args: object) -> subprocess.CompletedProcess:
      (["stream", "{clip}", "{out}", "--codec", "aac"], "command line: [encoder] codec 'aac' encodes audio, not video"),
      (["stream", "{clip}", "{out}", "--output-size", "99999x99999"],
       "command line: [size] output_size must have sides between 8 and 16384 pixels, got 99999x99999"),
-     (["run", "{tmp}"], "cannot read pipeline file {tmp}: Is a directory")],
+     (["run", "{tmp}"], "cannot read pipeline file {tmp}: Is a directory"),
+     (["run", "{pipelines}/webcam_preview.toml", "--set", "encoder.codec=aac"],
+      "{pipelines}/webcam_preview.toml: [encoder] codec 'aac' encodes audio, not video")],
     ids=lambda value: " ".join(arg for arg in value if "{" not in arg) if isinstance(value, list) else None,
 )  # fmt: skip
 def test_a_bad_codec_pixel_format_size_or_pipeline_file_is_one_line_before_any_model(tmp_path, clip, args, message):
     out = tmp_path / "out.mp4"
-    names = {"clip": clip, "out": out, "tmp": tmp_path}
+    names = {"clip": clip, "out": out, "tmp": tmp_path, "pipelines": PIPELINES}
     result = run_cli_without_model(*(arg.format(**names) for arg in args))
     assert result.returncode == 2, result.stderr
     assert one_error_line(result.stderr).startswith(f"streamstyle: error: {message.format(**names)}")

@@ -246,15 +246,17 @@ def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = N
         return _section(cls, sections.get(name, {}), _KIND_DEFAULTS[kind].get(name, {}), origin)
 
     encoder = section(EncoderSettings, "encoder")
-    # PyAV knows which encoders this FFmpeg has; loaded here, once a command runs, never for --help. Not for the
-    # window: OpenCV must load before PyAV there (apps.jobs), and its recordings use the default encoder.
-    if kind != WINDOW:
-        from streamstyle.io.media import check_encoder
+    # PyAV knows which encoders this FFmpeg has; loaded here, once a command runs, never for --help. A window's
+    # OpenCV must load before PyAV (see apps.jobs), and its recordings use this encoder too.
+    if kind == WINDOW:
+        import cv2  # noqa: F401
 
-        try:
-            check_encoder(encoder.codec, encoder.pix_fmt)
-        except ConfigError as error:
-            raise ConfigError(f"{origin}: [encoder] {error}") from None
+    from streamstyle.io.media import check_encoder
+
+    try:
+        check_encoder(encoder.codec, encoder.pix_fmt)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: [encoder] {error}") from None
     return PipelineConfig(kind, source, section(StyleConfig, "style"), section(RuntimeConfig, "runtime"),
                           section(SizeSettings, "size"), section(TemporalSettings, "temporal"), encoder,
                           output)  # fmt: skip
