@@ -249,6 +249,19 @@ def test_a_folder_run_never_writes_over_another_input_or_twice_to_one_output(tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_the_pictures_saved_on_the_way_never_write_over_an_input_or_another_kind_of_file(tmp_path):
+    photo = write_png(tmp_path / "cat.scale2.step0004.png", noise(8, 8))  # the name of the last saved picture
+    before = photo.read_bytes()
+    optimize = ("--method", "optimize", "--style", "x.png", "--steps", "4", "--scales", "2", "--save-every", "2")
+    assert_one_line_error(run_cli("image", photo, tmp_path / "cat.png", *optimize), "would overwrite its input")
+    assert photo.read_bytes() == before
+    notes = tmp_path / "dog.scale1.step0002.png"
+    notes.write_text("not a picture")
+    assert_one_line_error(run_cli("image", photo, tmp_path / "dog.png", *optimize), "exists and is not a")
+    assert notes.read_text() == "not a picture"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([notes.name, photo.name])
+
+
 def limit_file_size(limit: int):
     """For a child process: files larger than `limit` bytes cannot be written (EFBIG, as on a full disk)."""
 

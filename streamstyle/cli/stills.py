@@ -60,7 +60,9 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
     configure_logging(quiet)
     from streamstyle.apps.stills import plan_outputs, stylize_images
 
-    plan_outputs(source, output, "." + suffix, overwrite)  # report bad paths before loading any model
+    plan = plan_outputs(source, output, "." + suffix, overwrite)  # report bad paths before loading any model
+    if method == "optimize" and save_every:
+        _claim_intermediates(plan.pairs, steps, scales, save_every, overwrite)
 
     def report(result: StillResult) -> None:
         if not quiet:
@@ -78,6 +80,24 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
     stylize_images(source, output, stylizer, max_size or None, "." + suffix, report, overwrite)
     if not quiet:
         console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}[/dim]")
+
+
+def _intermediate_path(output_path: Path, scale: int, step: int) -> Path:
+    """Where --save-every puts the picture of `step` (from 1) at `scale` (from 0)."""
+    return output_path.with_name(f"{output_path.stem}.scale{scale + 1}.step{step:04d}.png")
+
+
+def _claim_intermediates(pairs: list[tuple[Path, Path]], steps: int, scales: int, save_every: int,
+                         overwrite: bool) -> None:  # fmt: skip
+    """--save-every's pictures are outputs too: none of them may be an input or replace a file of another kind."""
+    from streamstyle.core.files import claim_output
+    from streamstyle.io.images import IMAGE_FILE
+
+    inputs = [input_path for input_path, _ in pairs]
+    for _, output_path in pairs:
+        for scale in range(scales):
+            for step in range(save_every, steps + 1, save_every):
+                claim_output(_intermediate_path(output_path, scale, step), inputs, IMAGE_FILE, overwrite)
 
 
 def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: OptimizeSettings,
@@ -98,8 +118,7 @@ def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: Op
                 progress.update(task, completed=scale * settings.steps + step, loss=str(losses),
                                 description=f"{output_path.name} scale {scale + 1}/{settings.scales}")  # fmt: skip
                 if save_every and step % save_every == 0:
-                    name = f"{output_path.stem}.scale{scale + 1}.step{step:04d}.png"
-                    write_image(render(), output_path.with_name(name))
+                    write_image(render(), _intermediate_path(output_path, scale, step))
 
             return optimize_image(image, paintings, vgg, settings, style.preserve_color, on_step)
 
