@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 from streamstyle.cli.main import cli
 from streamstyle.core.errors import InputError
@@ -44,6 +45,17 @@ def test_loss_falls_by_half_in_40_steps_at_128_px(vgg, cpu, tmp_path):
         losses.total))  # fmt: skip
     assert len(totals) == 40
     assert np.mean(totals[-5:]) < np.mean(totals[:5]) / 2, totals
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 12)])
+def test_a_painting_of_a_few_pixels_trains(vgg, cpu, tmp_path, size):
+    painting = tmp_path / "tiny.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)).save(painting)
+    totals: list[float] = []
+    settings = TrainSettings(steps=2, batch_size=1, image_size=32, checkpoint_every=2)
+    train(painting, PHOTOS, tmp_path / "tiny.pt", vgg, cpu, settings, on_step=lambda step, losses: totals.append(
+        losses.total))  # fmt: skip
+    assert len(totals) == 2 and np.isfinite(totals).all()
 
 
 def test_checkpoint_resumes_at_the_step_it_was_saved(vgg, cpu, tmp_path):

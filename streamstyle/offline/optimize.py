@@ -73,7 +73,7 @@ def _scale_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:
             for level in reversed(range(scales))]  # fmt: skip
 
 
-def _enlarged_to_smallest_side(image: torch.Tensor) -> torch.Tensor:
+def enlarged_to_smallest_side(image: torch.Tensor) -> torch.Tensor:
     """[B,3,H,W] with each side under SMALLEST_SIDE stretched to it; as it is when none is."""
     height, width = image.shape[2:]
     size = (max(SMALLEST_SIDE, height), max(SMALLEST_SIDE, width))
@@ -102,7 +102,7 @@ def optimize_image(
     for scale, size in enumerate(_scale_sizes(height, width, settings.scales)):
         target = F.interpolate(photo, size=size, mode="bilinear", antialias=True, align_corners=False)
         style_size = max(size)
-        styles = [(_enlarged_to_smallest_side(frames_to_tensor(fit_within(p, style_size)[None], device)), w)
+        styles = [(enlarged_to_smallest_side(frames_to_tensor(fit_within(p, style_size)[None], device)), w)
                   for p, w in paintings]  # fmt: skip
         grams = style_targets(vgg, styles)
         with torch.no_grad():

@@ -26,7 +26,7 @@ from streamstyle.io.media import open_video, read_frames
 from streamstyle.models.checkpoints import load_checkpoint, save_checkpoint
 from streamstyle.models.johnson import TransformerNet
 from streamstyle.models.vgg import CONTENT_LAYERS, VGG19Features
-from streamstyle.offline.optimize import Losses, perceptual_losses, style_targets
+from streamstyle.offline.optimize import Losses, enlarged_to_smallest_side, perceptual_losses, style_targets
 from streamstyle.processing.runtime import Runtime
 from streamstyle.processing.temporal import inside_frame_mask, to_grey, tracked_motion, warp_tensor
 from streamstyle.processing.tensors import frames_to_tensor, tensor_to_frames
@@ -148,6 +148,7 @@ def train(style_path: Path, content: Path, output: Path, vgg: VGG19Features, run
     else:
         pool = [(image,) for image in content_pool(content, settings.image_size)]
     painting = frames_to_tensor(fit_within(read_image(style_path), settings.image_size * 2)[None], device)
+    painting = enlarged_to_smallest_side(painting)  # VGG19's deepest style layer needs 16 pixels a side
     grams = style_targets(vgg, [(painting, 1.0)])
     weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
     network.train()
