@@ -114,6 +114,16 @@ def test_other_modes_read_as_the_colours_they_hold(tmp_path):
         assert np.abs(image - np.broadcast_to(colours, image.shape)).max() <= 2, f"{name}: {image[0, :2].tolist()}"
 
 
+def test_floating_point_pictures_without_a_value_read_as_black(tmp_path):
+    """NaN is black and infinities are the ends of the scale (they came out as whatever the cast made of them)."""
+    samples = np.full((4, 4), 0.5, np.float32)
+    samples[0, 0], samples[1, 1], samples[2, 2] = np.nan, np.inf, -np.inf
+    Image.fromarray(samples, "F").save(tmp_path / "float.tif")
+    expected = np.full((4, 4), 128, np.uint8)
+    expected[0, 0], expected[1, 1], expected[2, 2] = 0, 255, 0
+    assert np.array_equal(read_image(tmp_path / "float.tif"), np.repeat(expected[..., None], 3, axis=2))
+
+
 # Point 7: pictures too large for memory are refused, in one line and before a pixel is decoded.
 
 BOMB = (14000, 14000)  # twice Pillow's limit and more: it raised DecompressionBombError

@@ -62,8 +62,10 @@ def _as_rgb(image: Image.Image) -> np.ndarray:
     transparency composited over white."""
     if image.mode in _FULL_SCALES:
         samples = np.asarray(image, dtype=np.float32)
-        peak = float(samples.max())
+        finite = samples[np.isfinite(samples)]
+        peak = float(finite.max()) if finite.size else 0.0
         white = next((scale for scale in _FULL_SCALES[image.mode] if peak <= scale), peak)
+        samples = np.nan_to_num(samples, nan=0.0, posinf=white, neginf=0.0)  # no value is black, infinity white
         grey = np.round(samples * (255 / white)).clip(0, 255).astype(np.uint8)  # negative samples are black
         return np.repeat(grey[..., None], 3, axis=2)
     if image.mode == "LAB":
