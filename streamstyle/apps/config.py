@@ -77,8 +77,7 @@ class StyleConfig:
         # The model loads only when a job asks for it: the command line checks its options without torch.
         from streamstyle.processing.stylizer import Stylizer
 
-        return Stylizer(self.style, self.model, self.strength, self.preserve_color, runtime.device, runtime.precision,
-                        compiled=runtime.compile)  # fmt: skip
+        return Stylizer(self.style, self.model, self.strength, self.preserve_color, runtime=runtime.resolve())
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,7 @@ class RuntimeConfig:
     precision: str = "auto"
     batch_size: int | None = None  # files only; default: 8 on CUDA, 1 on CPU
     compile: bool = False  # torch.compile the model: ~30 s once per frame size, then faster frames
+    backend: str = "auto"  # the engine: auto, torch, onnxruntime, openvino or tensorrt
 
     def __post_init__(self):
         BATCH_SIZE.check("batch_size", self.batch_size)
@@ -94,7 +94,7 @@ class RuntimeConfig:
     def resolve(self) -> Runtime:
         from streamstyle.processing.runtime import resolve_runtime
 
-        return resolve_runtime(self.device, self.precision, compiled=self.compile)
+        return resolve_runtime(self.device, self.precision, compiled=self.compile, backend=self.backend)
 
 
 @dataclass(frozen=True)

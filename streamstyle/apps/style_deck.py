@@ -32,8 +32,7 @@ class StyleDeck:
             runtime = self.first.runtime
             style = self.first.style if self.spec is None else self.spec
             model = self.first.model.name if self.spec is None else None
-            self._built[key] = Stylizer(style, model, self.strength, self.first.preserve_color, str(runtime.device),
-                                        runtime.precision, runtime.channels_last, runtime.compiled)  # fmt: skip
+            self._built[key] = Stylizer(style, model, self.strength, self.first.preserve_color, runtime=runtime)
         return self._built[key]
 
     def step_builtin(self, step: int) -> None:

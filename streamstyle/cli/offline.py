@@ -29,7 +29,7 @@ from streamstyle.core.settings import TemporalSettings, TrainSettings
               show_default=True, help="Where to write the results.")
 @runtime_options
 def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_path: Path, device: str | None,
-          precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
+          precision: str | None, compile_model: bool | None, backend: str | None) -> None:  # fmt: skip
     """Measure model-only and end-to-end (decode, model, smoothing, encode) speed on the sample clip at 360p, 720p
     and 1080p; print a table and write JSON."""
     from streamstyle.offline.bench import SIZES, run_bench
@@ -39,7 +39,8 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
     if unknown or not names:
         raise click.BadParameter(f"unknown size {', '.join(unknown)}; use {', '.join(SIZES)}", param_hint="--sizes")
     claim_output(json_path, kind=JSON_FILE)
-    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model))
+    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
+                                            backend=backend))  # fmt: skip
     stylizer = StyleConfig(style=style).stylizer(runtime)
     table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}, "
                         f"--temporal {temporal}")  # fmt: skip
@@ -90,7 +91,7 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
 def train(style_path: Path, content: Path, output: Path, steps: int, batch_size: int, image_size: int,
           learning_rate: float, content_weight: float, style_weight: float, tv_weight: float,
           temporal_weight: float, checkpoint_every: int, sample: Path | None, resume: bool, device: str | None,
-          precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
+          precision: str | None, compile_model: bool | None, backend: str | None) -> None:  # fmt: skip
     """Train a fixed-style network (Johnson et al.) for one painting, with VGG19 perceptual losses."""
     from streamstyle.io.images import fit_within, read_image
     from streamstyle.models.checkpoints import CHECKPOINT_FILE
@@ -103,6 +104,9 @@ def train(style_path: Path, content: Path, output: Path, steps: int, batch_size:
         raise InputError(f"style image not found: {style_path}")
     if compile_model:
         raise ConfigError("--compile speeds up running a model, not training it; leave it out here")
+    if backend not in (None, "auto", "torch"):
+        raise ConfigError(f"training runs in torch, which computes the gradients; --backend {backend} runs "
+                          "trained models: give it to the commands that use them")  # fmt: skip
     claim_output(output, [style_path, content, *([sample] if sample else [])], CHECKPOINT_FILE)
     runtime = RuntimeConfig(**options_given(device=device, precision=precision)).resolve()
     picture = fit_within(read_image(sample), 512) if sample else None

@@ -7,11 +7,17 @@ import functools
 
 import click
 
-from streamstyle.core.settings import BITRATE, CAMERA_FPS, SMOOTH, STRENGTH, Bounds
+from streamstyle.core.settings import BACKENDS, BITRATE, CAMERA_FPS, SMOOTH, STRENGTH, Bounds
 
 
 def runtime_options(command):
-    """--device, --precision and --compile, shared by every command that runs a network."""
+    """--device, --precision, --backend and --compile, shared by every command that runs a network."""
+    command = click.option(
+        "--backend", type=click.Choice(["auto", *BACKENDS]),
+        help="The engine that runs the network: auto (the default: TensorRT on CUDA when installed, else torch), "
+        "torch, onnxruntime, openvino (CPU; bf16 where the CPU has it) or tensorrt (CUDA). Engines other than "
+        "torch run the network exported to ONNX, once, and cached.",
+    )(command)  # fmt: skip
     command = click.option(
         "--compile", "compile_model", is_flag=True, default=None,
         help="torch.compile the model: about 30 s once per frame size (cached for later runs), then frames with "
@@ -49,10 +55,11 @@ def style_options(command):
     stylizes. The command receives them as the `style` and `runtime` sections of a pipeline config."""
 
     @functools.wraps(command)
-    def with_sections(*args, style, model, strength, preserve_color, device, precision, compile_model, **kwargs):
+    def with_sections(*args, style, model, strength, preserve_color, device, precision, compile_model, backend,
+                      **kwargs):  # fmt: skip
         style_section = options_given(style=style, model=model, strength=strength,
                                       preserve_color=preserve_color or None)  # fmt: skip
-        runtime = options_given(device=device, precision=precision, compile=compile_model or None)
+        runtime = options_given(device=device, precision=precision, compile=compile_model or None, backend=backend)
         return command(*args, style=style_section, runtime=runtime, **kwargs)
 
     options = [

@@ -131,7 +131,7 @@ def _optimizing_painter(style: StyleConfig, runtime: RuntimeConfig, settings: Op
 @click.option("--tile", type=click.IntRange(32, 1024), default=256, show_default=True, help="Tile size in pixels.")
 @runtime_options
 def styles(photo: Path | None, output: Path, tile: int, device: str | None, precision: str | None,
-           compile_model: bool | None) -> None:  # fmt: skip
+           compile_model: bool | None, backend: str | None) -> None:  # fmt: skip
     """List the built-in styles, or render a contact sheet of them with --sheet PHOTO -o sheet.png."""
     if photo is None:
         from streamstyle.processing.styles import BUILTIN_STYLE_LOOKS
@@ -149,7 +149,8 @@ def styles(photo: Path | None, output: Path, tile: int, device: str | None, prec
         return
     from streamstyle.apps.stills import write_style_sheet
 
-    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model)).resolve()
+    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
+                                            backend=backend)).resolve()  # fmt: skip
     written = write_style_sheet(photo, output, runtime, tile)
     console.print(f"wrote {written}")
 

@@ -16,6 +16,10 @@ def conditional_instance_norm(
     """Instance-normalise x [B,C,H,W] (biased variance) and apply a per-sample scale and shift [B,C] (or [1,C]
     for the whole batch). Group norm with one channel per group is instance norm, and PyTorch's CPU kernel for
     it is 3-8x faster than var_mean on channels_last tensors (the norms took as long as the convolutions)."""
+    if torch.compiler.is_exporting():
+        # For an exported graph: ONNX's InstanceNormalization, then each sample's own scale and shift, one graph
+        # for any batch size (the per-sample loop below would fix the batch size into it).
+        return F.instance_norm(x, eps=eps) * gamma[:, :, None, None] + beta[:, :, None, None]
     channels = x.shape[1]
     if channels < 8 and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
         # Below 8 channels the CPU kernel is the other way round: 11x slower on channels_last than on NCHW (6.8

@@ -62,8 +62,13 @@ VGG19 = WeightFile(
 )
 
 
+def cache_root() -> Path:
+    """Where streamstyle keeps what it makes once and reuses: converted weights, exported and compiled graphs."""
+    return Path(os.environ.get("STREAMSTYLE_CACHE_DIR") or user_cache_dir("streamstyle"))
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("STREAMSTYLE_CACHE_DIR") or user_cache_dir("streamstyle")) / "weights"
+    return cache_root() / "weights"
 
 
 def load_state_dict(source: WeightFile, convert: Callable[[Path], StateDict]) -> StateDict:

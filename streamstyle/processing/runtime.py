@@ -1,4 +1,4 @@
-"""Where and how the networks run: device, compute precision and memory layout, chosen automatically."""
+"""Where and how the networks run: engine, device, compute precision and memory layout, chosen automatically."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from functools import cache
 from typing import TypeVar, cast
 
 import torch
+from torch import nn
 
 from streamstyle.core.errors import DeviceError
 from streamstyle.core.settings import EncoderSettings
+from streamstyle.engines.backends import installed, load_engine, openvino_computes_bf16, require
+from streamstyle.engines.base import Engine
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -25,6 +28,7 @@ class Runtime:
     dtype: torch.dtype  # compute precision inside the networks (autocast); I/O stays float32
     channels_last: bool
     compiled: bool = False  # torch.compile the networks: a one-off wait per frame size, then faster frames
+    backend: str = "torch"  # the engine that runs the style networks (engines.backends.BACKENDS)
 
     @property
     def precision(self) -> str:
@@ -41,7 +45,7 @@ class Runtime:
         return 720 if self.device.type == "cuda" else 256
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32:
+        if self.dtype == torch.float32 or self.backend != "torch":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
@@ -58,12 +62,22 @@ class Runtime:
             module = cast(ModuleT, torch.compile(module))
         return module
 
+    def engine(self, network: nn.Module, full_precision: bool = False) -> Engine:
+        """A style network as this runtime runs it: prepared for torch, or exported and loaded on the backend.
+        `full_precision`: in fp32 whatever the runtime's precision (the autocast of torch is the caller's)."""
+        if self.backend == "torch":
+            return self.prepare(network)
+        precision = "fp32" if full_precision else self.precision
+        return load_engine(self.backend, network.eval().requires_grad_(False), precision, self.device)
+
     def layout(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def describe(self) -> str:
+        if self.backend != "torch":
+            return f"{self.backend} {self.device.type} {self.precision}"
         layout = "channels_last" if self.channels_last else "NCHW"
-        return f"{self.device.type} {self.precision} {layout}" + (" compiled" if self.compiled else "")
+        return f"torch {self.device.type} {self.precision} {layout}" + (" compiled" if self.compiled else "")
 
 
 @cache
@@ -82,11 +96,31 @@ def keep_freed_memory() -> bool:
 
 
 def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
-                    compiled: bool = False) -> Runtime:  # fmt: skip
-    """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16. 'auto' takes the first CUDA device when
-    there is one, fp16 there and fp32 on CPUs: bf16 is faster only on CPUs with native bf16 and changes up to
-    ~0.09 of a pixel's range, so on CPU it is opt-in. channels_last is lossless and faster on both (see
-    benchmarks/models.py)."""
+                    compiled: bool = False, backend: str = "auto") -> Runtime:  # fmt: skip
+    """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16; backend: auto or one of BACKENDS. 'auto'
+    takes the first CUDA device when there is one, with TensorRT fp16 there when it is installed, else torch
+    fp16; on CPUs torch fp32: bf16 is faster only on CPUs with native bf16 and changes up to ~0.09 of a pixel's
+    range (some built-in styles drift further), so on CPU it is opt-in. channels_last is lossless and faster in
+    torch on both (see benchmarks/models.py)."""
+    chosen = _device(device)
+    if backend == "auto":
+        backend = "tensorrt" if chosen.type == "cuda" and installed("tensorrt") else "torch"
+    require(backend)
+    if precision == "auto":
+        precision = "fp16" if chosen.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    _check_engine(backend, chosen, precision, compiled)
+    if chosen.type == "cpu" and precision == "fp16":
+        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
+    if channels_last is None:
+        channels_last = backend == "torch"
+    if chosen.type == "cpu":
+        keep_freed_memory()
+    return Runtime(chosen, PRECISIONS[precision], channels_last, compiled, backend)
+
+
+def _device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -100,17 +134,27 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
             raise DeviceError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
     elif chosen.type != "cpu":
         raise DeviceError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
-    if precision == "auto":
-        precision = "fp16" if chosen.type == "cuda" else "fp32"
-    if precision not in PRECISIONS:
-        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
-    if chosen.type == "cpu" and precision == "fp16":
-        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
-    if channels_last is None:
-        channels_last = True
-    if chosen.type == "cpu":
-        keep_freed_memory()
-    return Runtime(chosen, PRECISIONS[precision], channels_last, compiled)
+    return chosen
+
+
+def _check_engine(backend: str, device: torch.device, precision: str, compiled: bool) -> None:
+    """What each engine runs, said before anything loads."""
+    if compiled and backend != "torch":
+        raise DeviceError(f"--compile is torch.compile; the {backend} engine compiles its graphs itself")
+    if backend == "onnxruntime" and precision != "fp32":
+        raise DeviceError(f"the onnxruntime engine runs fp32 here, not {precision}; use the openvino engine for "
+                          "bf16 or torch for fp16")  # fmt: skip
+    if backend == "openvino":
+        if device.type != "cpu":
+            raise DeviceError("the openvino engine runs on the CPU here; use --device cpu, or tensorrt on CUDA")
+        if precision == "bf16" and not openvino_computes_bf16():
+            raise DeviceError("this CPU computes no bf16 natively (that needs AVX512_BF16 or AMX), so the openvino "
+                              "engine would run fp32 anyway; use fp32")  # fmt: skip
+    if backend == "tensorrt":
+        if device.type != "cuda":
+            raise DeviceError("the tensorrt engine needs a CUDA GPU; this run is on the CPU")
+        if precision == "bf16":
+            raise DeviceError("the tensorrt engine runs fp16 or fp32 here, not bf16")
 
 
 def share_cores_with_model(encoder: EncoderSettings, runtime: Runtime) -> EncoderSettings:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from streamstyle.core.errors import InputError, StyleSpecError
 from streamstyle.core.settings import STRENGTH
+from streamstyle.engines.base import Engine
 from streamstyle.io.images import read_image
 from streamstyle.models import weights
 from streamstyle.models.checkpoints import load_checkpoint
@@ -30,16 +30,16 @@ def check_strength(strength: float) -> None:
         raise StyleSpecError(f"strength must be {STRENGTH}, got {strength:g}")
 
 
-def _load(module: ModuleT, source: weights.WeightFile, convert, runtime: Runtime) -> ModuleT:
+def _with_weights(module: ModuleT, source: weights.WeightFile, convert) -> ModuleT:
     module.load_state_dict(weights.load_state_dict(source, convert))
-    return runtime.prepare(module)
+    return module
 
 
 class StyleModel:
     """A feed-forward style network plus how a Style conditions it."""
 
     name: str
-    network: nn.Module
+    network: Engine
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -59,7 +59,7 @@ class StyleModel:
         return False
 
     def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-        return self.network(content, condition)
+        return self.network(content) if condition is None else self.network(content, condition)
 
     @torch.inference_mode()
     def stylize(
@@ -98,22 +98,25 @@ class MagentaModel(StyleModel):
 
     def __init__(self, runtime: Runtime):
         super().__init__(runtime)
-        self.predictor = _load(StylePredictor(), weights.MAGENTA_PREDICTOR, weights.convert_magenta_predictor, runtime)
-        self.network = _load(
-            MagentaTransformer(), weights.MAGENTA_TRANSFORMER, weights.convert_magenta_transformer, runtime
-        )
+        predictor = _with_weights(StylePredictor(), weights.MAGENTA_PREDICTOR, weights.convert_magenta_predictor)
+        self.predictor = runtime.engine(predictor, full_precision=True)
+        transformer = _with_weights(MagentaTransformer(), weights.MAGENTA_TRANSFORMER,
+                                    weights.convert_magenta_transformer)  # fmt: skip
+        self.network = runtime.engine(transformer)
         self._vectors: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Style vectors [B,100] of images [B,3,H,W] in [0,1] (centre square, resized to 256)."""
-        return self.predictor(self.runtime.layout(square_resize(images, STYLE_IMAGE_SIZE))).float()
+        """Style vectors [B,100] of images [B,3,H,W] in [0,1] (centre square, resized to 256), in fp32 whatever the
+        runtime's precision: the predictor runs once per painting, and most of magenta's fp16 error came from it."""
+        with torch.autocast(self.runtime.device.type, enabled=False):
+            return self.predictor(self.runtime.layout(square_resize(images, STYLE_IMAGE_SIZE))).float()
 
     def painting_vector(self, path: Path) -> torch.Tensor:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if key not in self._vectors:
             image = frames_to_tensor(read_image(path)[None], self.runtime.device)
-            with torch.inference_mode(), self.runtime.autocast():
+            with torch.inference_mode():
                 self._vectors[key] = self.predict(image)[0]
         return self._vectors[key]
 
@@ -125,7 +128,7 @@ class MagentaModel(StyleModel):
     def content_reference(self, content: torch.Tensor, strength: float) -> torch.Tensor | None:
         if strength >= 1.0:
             return None
-        with torch.inference_mode(), self.runtime.autocast():
+        with torch.inference_mode():
             return self.predict(content[:1])
 
     def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
@@ -152,7 +155,7 @@ class Dumoulin26Model(StyleModel):
 
     def __init__(self, runtime: Runtime):
         super().__init__(runtime)
-        self.network = _load(Dumoulin26(), weights.DUMOULIN26, weights.convert_dumoulin26, runtime)
+        self.network = runtime.engine(_with_weights(Dumoulin26(), weights.DUMOULIN26, weights.convert_dumoulin26))
 
     def blends_output(self) -> bool:
         return True
@@ -177,8 +180,8 @@ class TrainedModel(StyleModel):
 
         self.name = str(path)  # what load_style_model takes back, for stylizers built later (webcam keys)
         network = TransformerNet()
-        network.load_state_dict(load_checkpoint(path, runtime.device)["model"])
-        self.network = runtime.prepare(network)
+        network.load_state_dict(load_checkpoint(path, torch.device("cpu"))["model"])
+        self.network = runtime.engine(network)
 
     def blends_output(self) -> bool:
         return True
@@ -186,9 +189,6 @@ class TrainedModel(StyleModel):
     def conditioning(self, styles: Sequence[Style], content: torch.Tensor, strength: float,
                      reference: torch.Tensor | None = None) -> None:  # fmt: skip
         return None
-
-    def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-        return self.network(content)
 
 
 STYLE_MODELS = {"magenta": MagentaModel, "dumoulin26": Dumoulin26Model}
@@ -210,7 +210,7 @@ def load_style_model(name: str, runtime: Runtime) -> StyleModel:
 
 @functools.cache
 def load_vgg19(runtime: Runtime) -> VGG19Features:
-    return _load(VGG19Features(), weights.VGG19, weights.convert_vgg19, runtime)
+    return runtime.prepare(_with_weights(VGG19Features(), weights.VGG19, weights.convert_vgg19))
 
 
 def default_model_for(style: Style) -> str:
@@ -235,12 +235,15 @@ class Stylizer:
         precision: str = "auto",
         channels_last: bool | None = None,
         compiled: bool = False,
+        backend: str = "auto",
+        runtime: Runtime | None = None,
     ):
+        """`runtime`, when given, stands for device, precision, channels_last, compiled and backend."""
         self.style = parse_style(style)
         check_strength(strength)
         self.strength = strength
         self.preserve_color = preserve_color
-        self.runtime = resolve_runtime(device, precision, channels_last, compiled)
+        self.runtime = runtime or resolve_runtime(device, precision, channels_last, compiled, backend)
         self.model = load_style_model(model or default_model_for(self.style), self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)

@@ -1,0 +1,1 @@
+"""Inference engines: the style networks exported once to ONNX and run by ONNX Runtime, OpenVINO or TensorRT."""

@@ -1,0 +1,33 @@
+"""The engine contract: a network as something to call with tensors, whatever runs it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from streamstyle.engines.graphs import GraphSpec
+
+
+class Engine(Protocol):
+    """Runs one network: its inputs as tensors in the order of its `GraphSpec`, its output as a tensor. A torch
+    module is one as it is."""
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor: ...
+
+
+class GraphEngine:
+    """An exported graph run outside torch: tensors go in as float32 arrays on the CPU and the output comes back
+    as a tensor on the device of the first input."""
+
+    def __init__(self, spec: GraphSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        arrays = {tensor.name: value.detach().float().cpu().contiguous().numpy()
+                  for tensor, value in zip(self.spec.inputs, inputs, strict=True)}  # fmt: skip
+        return torch.from_numpy(self.run(arrays)).to(inputs[0].device)
+
+    def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError

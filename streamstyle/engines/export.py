@@ -1,0 +1,92 @@
+"""Style networks to ONNX (opset 18): the style conditioning an input of the graph, sizes fixed or chosen at run
+time, constant-folded by the exporter's optimiser; and ONNX to OpenVINO's IR."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from streamstyle.core.files import AtomicFile
+from streamstyle.engines.graphs import SIDE_MULTIPLE, SMALLEST_SIDE, example_inputs, graph_of
+from streamstyle.models.weights import cache_root
+
+OPSET = 18
+LARGEST_SIDE = 16384
+# Bump when the exported graphs change, so cached ones are made again.
+EXPORT_VERSION = 1
+
+log = logging.getLogger(__name__)
+
+
+def export_onnx(network: nn.Module, path: Path, batch: int | None = None, size: tuple[int, int] | None = None) -> Path:
+    """Write `network` to `path` as ONNX. Batch and picture size are chosen at run time unless fixed here; a picture
+    side stays a multiple of 4 either way (`graphs.SIDE_MULTIPLE`)."""
+    spec = graph_of(network)
+    network = network.float().eval().cpu()
+    inputs = example_inputs(spec, batch or 1, size or (64, 64))
+    batch_dim = None if batch else torch.export.Dim("batch", min=1, max=1024)
+    dynamic: list[dict[int, object]] = []  # per input, in order: the forward's own argument names may differ
+    for tensor in spec.inputs:
+        dims: dict[int, object] = {}
+        if batch_dim is not None:
+            dims[0] = batch_dim
+        if size is None and "height" in tensor.shape:
+            low, high = SMALLEST_SIDE // SIDE_MULTIPLE, LARGEST_SIDE // SIDE_MULTIPLE
+            dims[2] = SIDE_MULTIPLE * torch.export.Dim("height_4", min=low, max=high)
+            dims[3] = SIDE_MULTIPLE * torch.export.Dim("width_4", min=low, max=high)
+        dynamic.append(dims)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The exporter reports its progress on stdout and warns about what it renames; neither is for our users.
+    with AtomicFile(path, replace_concurrent=True) as partial, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):  # fmt: skip
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network, inputs, str(partial), input_names=[t.name for t in spec.inputs],
+                          output_names=[t.name for t in spec.outputs], opset_version=OPSET, dynamo=True,
+                          dynamic_shapes=dynamic if any(dynamic) else None, optimize=True, external_data=False,
+                          verbose=False)  # fmt: skip
+    return path
+
+
+def to_openvino(onnx_path: Path, xml_path: Path) -> Path:
+    """OpenVINO's IR (`xml_path` and the .bin beside it) from an ONNX graph, weights kept in fp32."""
+    import openvino as ov
+
+    model = ov.convert_model(onnx_path)
+    with AtomicFile(xml_path, replace_concurrent=True) as xml_partial, \
+            AtomicFile(xml_path.with_suffix(".bin"), replace_concurrent=True) as bin_partial:  # fmt: skip
+        saved_bin = xml_partial.with_suffix(".bin")  # save_model puts the weights beside the .xml, by its name
+        try:
+            ov.save_model(model, str(xml_partial), compress_to_fp16=False)
+            saved_bin.replace(bin_partial)
+        finally:
+            saved_bin.unlink(missing_ok=True)
+    return xml_path
+
+
+def network_digest(network: nn.Module) -> str:
+    """What the exported graph depends on: the network's class and weights, the exporter and its version."""
+    digest = hashlib.sha256(f"{type(network).__name__} {EXPORT_VERSION} {torch.__version__}".encode())
+    for name, tensor in network.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_graph(network: nn.Module) -> Path:
+    """The network as ONNX with sizes chosen at run time, exported on first use and kept in the cache."""
+    path = engine_cache_dir() / f"{graph_of(network).name}-{network_digest(network)}.onnx"
+    if not path.is_file():
+        log.info("exporting %s to ONNX (once; kept in %s)", graph_of(network).name, path.parent)
+        export_onnx(network, path)
+    return path
+
+
+def engine_cache_dir() -> Path:
+    return cache_root() / "engines"
