@@ -170,7 +170,7 @@ def _convert(value: object, hint: object) -> object:
         if typing.get_origin(option) is tuple:
             inner = typing.get_args(option)
             if inner == (int, int):
-                return _size(value)
+                return parse_size(value)
             if isinstance(value, str):
                 return (value,)
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -192,7 +192,7 @@ def _is_optional(hint: object) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
 
 
-def _size(value: object) -> tuple[int, int]:
+def parse_size(value: object) -> tuple[int, int]:
     """(width, height) from [1280, 720] or "1280x720"; the sides' range is the settings' to check."""
     if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
         return value[0], value[1]

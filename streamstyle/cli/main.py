@@ -65,7 +65,7 @@ def cli() -> None:
 
 
 for command in (stills.image, jobs.file, jobs.webcam, jobs.stream, jobs.run, offline.bench, offline.train,
-                offline.eval_temporal, stills.styles, stills.models):  # fmt: skip
+                offline.eval_temporal, offline.export, stills.styles, stills.models):  # fmt: skip
     cli.add_command(command)
 
 

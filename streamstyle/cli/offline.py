@@ -1,4 +1,4 @@
-"""The commands that measure and learn: `bench`, `train` and `eval-temporal`."""
+"""The commands that measure, learn and export: `bench`, `train`, `eval-temporal` and `export`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from streamstyle.apps.config import RuntimeConfig, StyleConfig
+from streamstyle.apps.config import RuntimeConfig, StyleConfig, parse_size
 from streamstyle.cli.options import options_given, runtime_options
 from streamstyle.cli.progress import console, loss_progress
 from streamstyle.core.errors import ConfigError, InputError
@@ -132,3 +132,33 @@ def eval_temporal(source: Path, output: Path, reference: Path | None) -> None:
     out.print(f"warping error  {report.warping_error:.5f}  ({report.pairs} frame pairs, {report.cuts} cuts skipped)")
     if report.faithfulness is not None:
         out.print(f"faithfulness   {report.faithfulness:.4f}  (mean |output - reference| on [0,1])")
+
+
+def _size_option(_context: click.Context, _option: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 640x360") from None
+
+
+@click.command("export")
+@click.argument("model")
+@click.option("--out", "-o", "folder", type=click.Path(path_type=Path), required=True,
+              help="The folder to write the graphs and manifest.json into (made if missing).")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True,
+              help="ONNX graphs (opset 18), or OpenVINO IR (.xml and .bin).")  # fmt: skip
+@click.option("--size", callback=_size_option,
+              help="WIDTHxHEIGHT to fix the picture size (sides multiples of 4); default: any size at run time.")
+@click.option("--batch", type=click.IntRange(min=1), help="Fix the batch size; default: any at run time.")
+@click.option("--overwrite", is_flag=True, help="Replace files in the folder that are not of the kind written.")
+def export(model: str, folder: Path, fmt: str, size: tuple[int, int] | None, batch: int | None,
+           overwrite: bool) -> None:  # fmt: skip
+    """Export MODEL (magenta, dumoulin26, or a .pt from `streamstyle train`) for other engines: its networks with
+    the style as an input (magenta: predictor and transformer), and a manifest of their inputs, outputs, value
+    ranges, pre- and post-processing, credits and licences."""
+    from streamstyle.offline.export import export_model
+
+    manifest = export_model(model, folder, fmt, batch, size, overwrite)
+    console.print(f"wrote {', '.join(sorted(p.name for p in folder.iterdir()))} in {folder}  (see {manifest.name})")
