@@ -80,3 +80,12 @@ def run_cli(*args: object, timeout: float = 2 * STARTUP_S, **kwargs) -> subproce
     coming up and the job itself."""
     command = [sys.executable, "-m", "streamstyle.cli", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *expected: str, status: int = 2) -> str:
+    """The one line a refused command printed, after checking its status and that the line says `expected`."""
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("streamstyle: error: "), result.stderr
+    assert all(text in lines[0] for text in expected), lines[0]
+    return lines[0]

@@ -25,19 +25,20 @@ EXPORT_VERSION = 1
 log = logging.getLogger(__name__)
 
 
-def export_onnx(network: nn.Module, path: Path, batch: int | None = None, size: tuple[int, int] | None = None) -> Path:
-    """Write `network` to `path` as ONNX. Batch and picture size are chosen at run time unless fixed here; a picture
-    side stays a multiple of 4 either way (`graphs.SIDE_MULTIPLE`)."""
+def export_onnx(network: nn.Module, path: Path, batch: int | None = None,
+                picture: tuple[int, int] | None = None) -> Path:  # fmt: skip
+    """Write `network` to `path` as ONNX. Batch and picture size (height, width) are chosen at run time unless
+    fixed here; a picture side stays a multiple of 4 either way (`graphs.SIDE_MULTIPLE`)."""
     spec = graph_of(network)
     network = network.float().eval().cpu()
-    inputs = example_inputs(spec, batch or 1, size or (64, 64))
+    inputs = example_inputs(spec, batch or 1, picture or (64, 64))
     batch_dim = None if batch else torch.export.Dim("batch", min=1, max=1024)
     dynamic: list[dict[int, object]] = []  # per input, in order: the forward's own argument names may differ
     for tensor in spec.inputs:
         dims: dict[int, object] = {}
         if batch_dim is not None:
             dims[0] = batch_dim
-        if size is None and "height" in tensor.shape:
+        if picture is None and "height" in tensor.shape:
             low, high = SMALLEST_SIDE // SIDE_MULTIPLE, LARGEST_SIDE // SIDE_MULTIPLE
             dims[2] = SIDE_MULTIPLE * torch.export.Dim("height_4", min=low, max=high)
             dims[3] = SIDE_MULTIPLE * torch.export.Dim("width_4", min=low, max=high)

@@ -59,7 +59,8 @@ GRAPHS: dict[type[nn.Module], GraphSpec] = {
     StylePredictor: GraphSpec(
         "magenta-predictor", "Ghiasi et al. 2017: the style predictor (MobileNetV2), run once per painting",
         (TensorSpec("style_image", ("batch", 3, STYLE_IMAGE_SIZE, STYLE_IMAGE_SIZE),
-                    "the painting's centre square resized to 256x256: RGB, float32, NCHW", (0.0, 1.0)),),
+                    "the painting's centre square resized to 256x256 (antialiased bicubic): RGB, float32, NCHW",
+                    (0.0, 1.0)),),
         (TensorSpec("style_vector", ("batch", STYLE_DIM), STYLE_VECTOR_MEANING),),
     ),
     TransformerNet: GraphSpec(

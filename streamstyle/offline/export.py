@@ -124,14 +124,15 @@ def export_model(model: str, folder: Path, fmt: str = "onnx", batch: int | None 
             claim_output(folder / (spec.name + suffix), [model], kind, overwrite)
         claim_output(folder / MANIFEST_NAME, [model], JSON_FILE, overwrite)
         entries = []
+        picture = (size[1], size[0]) if size else None
         for network, spec in zip(networks, specs, strict=True):
             if fmt == "openvino":
                 with tempfile.TemporaryDirectory() as scratch:
-                    xml = to_openvino(export_onnx(network, Path(scratch) / "graph.onnx", batch, size),
+                    xml = to_openvino(export_onnx(network, Path(scratch) / "graph.onnx", batch, picture),
                                       folder / f"{spec.name}.xml")  # fmt: skip
                 files = [xml.name, xml.with_suffix(".bin").name]
             else:
-                files = [export_onnx(network, folder / f"{spec.name}.onnx", batch, size).name]
+                files = [export_onnx(network, folder / f"{spec.name}.onnx", batch, picture).name]
             entries.append(_graph_entry(spec, files, batch, size))
         manifest = {"format": "streamstyle export", "version": MANIFEST_VERSION, "model": loaded.name,
                     **_describe(model), "exported_by": f"streamstyle {streamstyle.__version__}",
