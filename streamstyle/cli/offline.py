@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamstyle.apps.config import RuntimeConfig, StyleConfig, parse_size
-from streamstyle.cli.options import options_given, runtime_options
+from streamstyle.cli.options import device_options, options_given, runtime_options
 from streamstyle.cli.progress import console, loss_progress
 from streamstyle.core.errors import ConfigError, InputError
 from streamstyle.core.files import JSON_FILE, claim_output, write_json
@@ -87,11 +87,11 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
 @click.option("--sample", type=click.Path(path_type=Path, dir_okay=False),
               help="A photo to stylize at every checkpoint, saved beside the model (NAME.stepN.png).")
 @click.option("--resume", is_flag=True, help="Continue the training saved in --out.")
-@runtime_options
+@device_options
 def train(style_path: Path, content: Path, output: Path, steps: int, batch_size: int, image_size: int,
           learning_rate: float, content_weight: float, style_weight: float, tv_weight: float,
           temporal_weight: float, checkpoint_every: int, sample: Path | None, resume: bool, device: str | None,
-          precision: str | None, compile_model: bool | None, backend: str | None) -> None:  # fmt: skip
+          precision: str | None, compile_model: bool | None) -> None:  # fmt: skip
     """Train a fixed-style network (Johnson et al.) for one painting, with VGG19 perceptual losses."""
     from streamstyle.io.images import fit_within, read_image
     from streamstyle.models.checkpoints import CHECKPOINT_FILE
@@ -104,9 +104,6 @@ def train(style_path: Path, content: Path, output: Path, steps: int, batch_size:
         raise InputError(f"style image not found: {style_path}")
     if compile_model:
         raise ConfigError("--compile speeds up running a model, not training it; leave it out here")
-    if backend not in (None, "auto", "torch"):
-        raise ConfigError(f"training runs in torch, which computes the gradients; --backend {backend} runs "
-                          "trained models: give it to the commands that use them")  # fmt: skip
     claim_output(output, [style_path, content, *([sample] if sample else [])], CHECKPOINT_FILE)
     runtime = RuntimeConfig(**options_given(device=device, precision=precision)).resolve()
     picture = fit_within(read_image(sample), 512) if sample else None

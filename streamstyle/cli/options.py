@@ -11,13 +11,18 @@ from streamstyle.core.settings import BACKENDS, BITRATE, CAMERA_FPS, SMOOTH, STR
 
 
 def runtime_options(command):
-    """--device, --precision, --backend and --compile, shared by every command that runs a network."""
-    command = click.option(
+    """--device, --precision, --compile and --backend, shared by every command that runs a style network."""
+    command = device_options(command)
+    return click.option(
         "--backend", type=click.Choice(["auto", *BACKENDS]),
         help="The engine that runs the network: auto (the default: TensorRT on CUDA when installed, else torch), "
         "torch, onnxruntime, openvino (CPU; bf16 where the CPU has it) or tensorrt (CUDA). Engines other than "
         "torch run the network exported to ONNX, once, and cached.",
     )(command)  # fmt: skip
+
+
+def device_options(command):
+    """--device, --precision and --compile: where and how torch runs (training has only torch)."""
     command = click.option(
         "--compile", "compile_model", is_flag=True, default=None,
         help="torch.compile the model: about 30 s once per frame size (cached for later runs), then frames with "
