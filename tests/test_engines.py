@@ -230,3 +230,19 @@ def test_a_video_job_on_an_engine_writes_every_frame_as_torch_paints_it(tmp_path
     # A level apart before encoding; yuv420p's rounding of colour takes that to a few at most.
     differences = [np.abs(a - b) for a, b in zip(frames["openvino"], frames["torch"], strict=True)]
     assert max(d.max() for d in differences) <= 8 and np.mean([d.mean() for d in differences]) < 0.5
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1 / torch.mean((a.float().cpu() - b.float().cpu()) ** 2)))
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and installed("tensorrt")),
+                    reason="TensorRT needs a CUDA GPU and the tensorrt extra")  # fmt: skip
+@pytest.mark.parametrize("style", ["7", "17", str(STARRY)], ids=["style 7", "style 17", "magenta"])
+def test_tensorrt_paints_what_torch_paints(style):
+    content = photo_batch()
+    expected = Stylizer(style, device="cpu", backend="torch").stylize_tensor(content)
+    fp32 = Stylizer(style, device="cuda", precision="fp32", backend="tensorrt")
+    assert (fp32.stylize_tensor(content.cuda()).cpu() - expected).abs().max().item() < ILL_CONDITIONED_WITHIN
+    fp16 = Stylizer(style, device="cuda", precision="fp16", backend="tensorrt")
+    assert psnr(fp16.stylize_tensor(content.cuda()), expected) >= 40
