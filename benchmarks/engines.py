@@ -14,32 +14,12 @@ from collections.abc import Callable
 
 import torch
 
-from streamstyle.core.errors import DeviceError
-from streamstyle.engines.backends import installed
 from streamstyle.models.dumoulin import NUM_STYLES
 from streamstyle.models.magenta import STYLE_DIM
-from streamstyle.processing.runtime import Runtime, resolve_runtime
+from streamstyle.processing.runtime import Runtime, engines_here, resolve_runtime
 from streamstyle.processing.stylizer import load_style_model
 
 SIZES = {"360p": (360, 640), "720p": (720, 1280), "1080p": (1080, 1920)}
-CONFIGS = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"),
-           ("tensorrt", "fp16"), ("tensorrt", "fp32"), ("torch", "fp16")]  # fmt: skip
-
-
-def runtimes(device: str) -> dict[str, Runtime]:
-    """Every engine and precision that runs here, by label."""
-    found = {}
-    for backend, precision in CONFIGS:
-        if not installed(backend):
-            continue
-        try:
-            runtime = resolve_runtime(device, precision, backend=backend)
-        except DeviceError:
-            continue  # not for this machine: fp16 on a CPU, openvino bf16 without native bf16, tensorrt on a CPU
-        found[f"{backend} {precision}"] = runtime
-    return found
-
-
 def timer(runtime: Runtime, model: str, batch: int, size: tuple[int, int]) -> Callable[[], float]:
     style_model = load_style_model(model, runtime)
     content = runtime.layout(torch.rand(batch, 3, *size, device=runtime.device))
@@ -67,7 +47,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     auto = resolve_runtime(args.device)
-    found = runtimes(args.device)
+    found = {f"{backend} {precision}": resolve_runtime(args.device, precision, backend=backend)
+             for backend, precision in engines_here(args.device)}
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, "
           f"medians of {args.rounds} interleaved rounds; auto picks {auto.backend} {auto.precision} (*)\n")  # fmt: skip
     print(f"{'model':<11} {'size':<6} {'engine':<18} {'ms/frame':>9} {'vs torch fp32':>14}")

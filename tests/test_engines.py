@@ -246,3 +246,16 @@ def test_tensorrt_paints_what_torch_paints(style):
     assert (fp32.stylize_tensor(content.cuda()).cpu() - expected).abs().max().item() < ILL_CONDITIONED_WITHIN
     fp16 = Stylizer(style, device="cuda", precision="fp16", backend="tensorrt")
     assert psnr(fp16.stylize_tensor(content.cuda()), expected) >= 40
+
+
+def test_bench_runs_every_engine_that_runs_here(tmp_path):
+    from streamstyle.processing.runtime import engines_here
+
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "--backend", "all", "--sizes", "360p", "--frames", "4", "--runs", "1", "--temporal",
+                     "off", "--json", out)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(out.read_text())["engines"]
+    expected = [f"{backend} cpu {precision}" for backend, precision in engines_here("cpu")]
+    assert [entry["runtime"].replace(" channels_last", "") for entry in measured] == expected
+    assert all(entry["rows"][0]["model_ms"] > 0 and entry["rows"][0]["frames"] == 4 for entry in measured)

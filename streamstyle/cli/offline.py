@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamstyle.apps.config import RuntimeConfig, StyleConfig, parse_size
-from streamstyle.cli.options import device_options, options_given, runtime_options
+from streamstyle.cli.options import backend_option, device_options, options_given
 from streamstyle.cli.progress import console, loss_progress
 from streamstyle.core.errors import ConfigError, InputError
 from streamstyle.core.files import JSON_FILE, claim_output, write_json
@@ -27,21 +27,37 @@ from streamstyle.core.settings import TemporalSettings, TrainSettings
 @click.option("--temporal", type=click.Choice(["flow", "ema", "off"]), default="flow", show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=Path("bench.json"),
               show_default=True, help="Where to write the results.")
-@runtime_options
+@backend_option("all", also=" all: every engine and precision that runs here, one after another.")
+@device_options
 def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_path: Path, device: str | None,
           precision: str | None, compile_model: bool | None, backend: str | None) -> None:  # fmt: skip
     """Measure model-only and end-to-end (decode, model, smoothing, encode) speed on the sample clip at 360p, 720p
     and 1080p; print a table and write JSON."""
     from streamstyle.offline.bench import SIZES, run_bench
+    from streamstyle.processing.runtime import engines_here
 
     names = [name.strip() for name in sizes.split(",") if name.strip()]
     unknown = [name for name in names if name not in SIZES]
     if unknown or not names:
         raise click.BadParameter(f"unknown size {', '.join(unknown)}; use {', '.join(SIZES)}", param_hint="--sizes")
     claim_output(json_path, kind=JSON_FILE)
-    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
-                                            backend=backend))  # fmt: skip
-    stylizer = StyleConfig(style=style).stylizer(runtime)
+    if backend == "all":  # every precision too
+        runtimes = [RuntimeConfig(**options_given(device=device, compile=compile_model), backend=engine,
+                                  precision=engine_precision)
+                    for engine, engine_precision in engines_here(device or "auto")]  # fmt: skip
+    else:
+        runtimes = [RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
+                                                  backend=backend))]  # fmt: skip
+    results = []
+    for runtime in runtimes:
+        stylizer = StyleConfig(style=style).stylizer(runtime)
+        results.append(_bench_one(stylizer, names, frames, runs, temporal, run_bench))
+    write_json(json_path, results[0] if len(results) == 1 else {"engines": results})
+    console.print(f"wrote {json_path}")
+
+
+def _bench_one(stylizer, names: list[str], frames: int, runs: int, temporal: str, run_bench) -> dict:
+    """One engine's table, printed, and its results for the JSON file."""
     table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}, "
                         f"--temporal {temporal}")  # fmt: skip
     for column in ("size", "model ms/frame", "model fps", "end-to-end fps", "end-to-end / model"):
@@ -55,12 +71,11 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
         table.add_row(f"{row.size} ({row.width}x{row.height})", f"{row.model_ms:.1f}", f"{row.model_fps:.2f}",
                       f"{row.end_to_end_fps:.2f}", f"{row.share_of_model:.2f}")  # fmt: skip
     Console().print(table)
-    write_json(json_path, {
+    return {
         "model": stylizer.model.name, "style": stylizer.style.label, "runtime": stylizer.runtime.describe(),
         "temporal": temporal, "rows": [dataclasses.asdict(row) | {"end_to_end_over_model": round(row.share_of_model, 3)}
                                        for row in rows],
-    })  # fmt: skip
-    console.print(f"wrote {json_path}")
+    }  # fmt: skip
 
 
 @click.command()

@@ -12,13 +12,17 @@ from streamstyle.core.settings import BACKENDS, BITRATE, CAMERA_FPS, SMOOTH, STR
 
 def runtime_options(command):
     """--device, --precision, --compile and --backend, shared by every command that runs a style network."""
-    command = device_options(command)
+    return backend_option()(device_options(command))
+
+
+def backend_option(*more: str, also: str = ""):
+    """--backend, with `more` choices than the engines (`also` says what they do)."""
     return click.option(
-        "--backend", type=click.Choice(["auto", *BACKENDS]),
+        "--backend", type=click.Choice(["auto", *more, *BACKENDS]),
         help="The engine that runs the network: auto (the default: TensorRT on CUDA when installed, else torch), "
         "torch, onnxruntime, openvino (CPU; bf16 where the CPU has it) or tensorrt (CUDA). Engines other than "
-        "torch run the network exported to ONNX, once, and cached.",
-    )(command)  # fmt: skip
+        f"torch run the network exported to ONNX, once, and cached.{also}",
+    )  # fmt: skip
 
 
 def device_options(command):

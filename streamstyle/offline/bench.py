@@ -24,7 +24,7 @@ from streamstyle.processing.stylizer import Stylizer
 from streamstyle.processing.tensors import frames_to_tensor
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "clips" / "bigbuckbunny_2s.mp4"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "clips" / "bigbuckbunny_2s.mp4"
 
 
 @dataclass

@@ -120,6 +120,24 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
     return Runtime(chosen, PRECISIONS[precision], channels_last, compiled, backend)
 
 
+# Every engine and precision, in the order a benchmark shows them.
+ENGINE_PRECISIONS = [("torch", "fp32"), ("torch", "bf16"), ("torch", "fp16"), ("onnxruntime", "fp32"),
+                     ("openvino", "fp32"), ("openvino", "bf16"), ("tensorrt", "fp32"),
+                     ("tensorrt", "fp16")]  # fmt: skip
+
+
+def engines_here(device: str = "auto") -> list[tuple[str, str]]:
+    """The (backend, precision) pairs that run on `device` of this machine, with what is installed."""
+    found = []
+    for backend, precision in ENGINE_PRECISIONS:
+        try:
+            resolve_runtime(device, precision, backend=backend)
+        except DeviceError:
+            continue  # not here: fp16 on a CPU, openvino bf16 without native bf16, tensorrt without CUDA or install
+        found.append((backend, precision))
+    return found
+
+
 def _device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
