@@ -84,7 +84,9 @@ def cached_graph(network: nn.Module) -> Path:
     """The network as ONNX with sizes chosen at run time, exported on first use and kept in the cache."""
     path = engine_cache_dir() / f"{graph_of(network).name}-{network_digest(network)}.onnx"
     if not path.is_file():
-        log.info("exporting %s to ONNX (once; kept in %s)", graph_of(network).name, path.parent)
+        # A wait of 20-60 s on 2 cores, once: said, so that it is not taken for a hang (a warning, so that
+        # --quiet keeps it quiet).
+        log.warning("exporting %s to ONNX for this engine, once (kept in %s)", graph_of(network).name, path.parent)
         export_onnx(network, path)
     return path
 
