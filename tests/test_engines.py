@@ -169,6 +169,26 @@ def test_bad_export_options_are_one_line(tmp_path, args, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_export_again_into_its_folder_replaces_its_own_files_only(tmp_path):
+    folder = tmp_path / "ir"
+    for _ in range(2):
+        result = run_cli("export", "dumoulin26", "-o", folder, "--format", "openvino", "--size", "64x64")
+        assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in folder.iterdir()) == ["dumoulin26.bin", "dumoulin26.xml", "manifest.json"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "dumoulin26.bin").write_bytes(b"someone else's weights")
+    one_line_error(run_cli("export", "dumoulin26", "-o", other, "--format", "openvino"), "dumoulin26.bin exists")
+    assert sorted(path.name for path in other.iterdir()) == ["dumoulin26.bin"]
+    one_line_error(run_cli("export", "dumoulin26", "-o", tmp_path / "missing" / "ir"), "cannot make the folder")
+
+
+def test_optimisation_keeps_to_torch(tmp_path):
+    result = run_cli("image", PHOTOS[1], tmp_path / "out.png", "--method", "optimize", "--style", str(STARRY),
+                     "--backend", "openvino")  # fmt: skip
+    one_line_error(result, "--method optimize runs VGG19 in torch")
+
+
 def test_export_never_replaces_a_file_of_another_kind(tmp_path):
     (tmp_path / "dumoulin26.onnx").write_text("my notes")
     one_line_error(run_cli("export", "dumoulin26", "-o", tmp_path), "exists and is not an ONNX graph", "--overwrite")
@@ -183,7 +203,7 @@ def test_an_engine_that_is_not_installed_names_its_extra(tmp_path):
     if installed("tensorrt"):
         pytest.skip("tensorrt is installed here")
     photo = PHOTOS[1]
-    result = run_cli("image", photo, tmp_path / "out.png", "--backend", "tensorrt")
+    result = run_cli("image", photo, tmp_path / "out.png", "--backend", "tensorrt", "--device", "cpu")
     one_line_error(result, "the tensorrt engine is not installed: pip install 'streamstyle[tensorrt]'")
     assert list(tmp_path.iterdir()) == []
 
@@ -192,15 +212,16 @@ def test_an_engine_that_is_not_installed_names_its_extra(tmp_path):
     ("args", "message"),
     [(["--backend", "onnxruntime", "--precision", "bf16"], "the onnxruntime engine runs fp32 here"),
      (["--backend", "openvino", "--compile"], "the openvino engine compiles its graphs itself"),
-     (["--backend", "openvino", "--device", "cuda"], "CUDA is not available")],
+     (["--backend", "openvino", "--precision", "fp16"], "fp16 is not supported on the CPU")],
 )  # fmt: skip
 def test_what_an_engine_cannot_do_is_one_line(tmp_path, args, message):
-    one_line_error(run_cli("image", PHOTOS[1], tmp_path / "out.png", *args), message)
+    one_line_error(run_cli("image", PHOTOS[1], tmp_path / "out.png", "--device", "cpu", *args), message)
 
 
 def test_openvino_bf16_where_the_cpu_computes_it_and_a_clear_no_where_it_does_not(tmp_path):
     out = tmp_path / "out.png"
-    result = run_cli("image", PHOTOS[1], out, "--style", "7", "--backend", "openvino", "--precision", "bf16")
+    result = run_cli("image", PHOTOS[1], out, "--style", "7", "--backend", "openvino", "--precision", "bf16",
+                     "--device", "cpu")  # fmt: skip
     if not openvino_computes_bf16():
         one_line_error(result, "this CPU computes no bf16 natively")
         return
@@ -220,7 +241,7 @@ def test_a_video_job_on_an_engine_writes_every_frame_as_torch_paints_it(tmp_path
     for engine in ("torch", "openvino"):
         outputs[engine] = tmp_path / f"{engine}.mp4"
         result = run_cli("file", BUNNY, outputs[engine], "--style", "7", "--temporal", "off", "--backend", engine,
-                         "--max-size", "128", "--crf", "0", "--quiet")  # fmt: skip
+                         "--device", "cpu", "--max-size", "128", "--crf", "0", "--quiet")  # fmt: skip
         assert result.returncode == 0, result.stderr
     frames = {}
     for engine, path in outputs.items():
@@ -252,8 +273,8 @@ def test_bench_runs_every_engine_that_runs_here(tmp_path):
     from streamstyle.processing.runtime import engines_here
 
     out = tmp_path / "bench.json"
-    result = run_cli("bench", "--backend", "all", "--sizes", "360p", "--frames", "4", "--runs", "1", "--temporal",
-                     "off", "--json", out)  # fmt: skip
+    result = run_cli("bench", "--backend", "all", "--device", "cpu", "--sizes", "360p", "--frames", "4", "--runs",
+                     "1", "--temporal", "off", "--json", out)  # fmt: skip
     assert result.returncode == 0, result.stderr
     measured = json.loads(out.read_text())["engines"]
     expected = [f"{backend} cpu {precision}" for backend, precision in engines_here("cpu")]

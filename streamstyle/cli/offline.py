@@ -41,10 +41,11 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
     if unknown or not names:
         raise click.BadParameter(f"unknown size {', '.join(unknown)}; use {', '.join(SIZES)}", param_hint="--sizes")
     claim_output(json_path, kind=JSON_FILE)
-    if backend == "all":  # every precision too
+    if backend == "all":  # every precision too; torch.compile is torch's alone
         runtimes = [RuntimeConfig(**options_given(device=device, compile=compile_model), backend=engine,
                                   precision=engine_precision)
-                    for engine, engine_precision in engines_here(device or "auto")]  # fmt: skip
+                    for engine, engine_precision in engines_here(device or "auto")
+                    if engine == "torch" or not compile_model]  # fmt: skip
     else:
         runtimes = [RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
                                                   backend=backend))]  # fmt: skip
@@ -120,7 +121,7 @@ def train(style_path: Path, content: Path, output: Path, steps: int, batch_size:
     if compile_model:
         raise ConfigError("--compile speeds up running a model, not training it; leave it out here")
     claim_output(output, [style_path, content, *([sample] if sample else [])], CHECKPOINT_FILE)
-    runtime = RuntimeConfig(**options_given(device=device, precision=precision)).resolve()
+    runtime = RuntimeConfig(**options_given(device=device, precision=precision), backend="torch").resolve()
     picture = fit_within(read_image(sample), 512) if sample else None
     with loss_progress() as progress:
         task = progress.add_task(f"training {output.name}", total=steps, loss="-")

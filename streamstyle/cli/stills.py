@@ -13,7 +13,7 @@ from rich.table import Table
 from streamstyle.apps.config import RuntimeConfig, StyleConfig
 from streamstyle.cli.options import options_given, runtime_options, style_options
 from streamstyle.cli.progress import configure_logging, console, loss_progress
-from streamstyle.core.errors import StreamstyleError
+from streamstyle.core.errors import ConfigError, StreamstyleError
 from streamstyle.core.settings import DEFAULT_MAX_SIZE, OPTIMIZE_MAX_SIZE, OptimizeSettings
 
 if TYPE_CHECKING:
@@ -70,6 +70,10 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
             console.print(f"{result.output}  {width}x{height}  {result.seconds:.1f} s")
 
     if method == "optimize":
+        if runtime.get("backend", "torch") not in ("auto", "torch"):
+            raise ConfigError(f"--method optimize runs VGG19 in torch, which gives it gradients; --backend "
+                              f"{runtime['backend']} is for the feed-forward networks")  # fmt: skip
+        runtime = {**runtime, "backend": "torch"}
         settings = OptimizeSettings(steps, optimizer, content_weight, style_weight, tv_weight, init, scales)
         paint = _optimizing_painter(StyleConfig(**style), RuntimeConfig(**runtime), settings, save_every, quiet)
         max_size = OPTIMIZE_MAX_SIZE if max_size is None else max_size

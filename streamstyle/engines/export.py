@@ -3,9 +3,7 @@ time, constant-folded by the exporter's optimiser; and ONNX to OpenVINO's IR."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import logging
 import warnings
 from pathlib import Path
@@ -44,9 +42,10 @@ def export_onnx(network: nn.Module, path: Path, batch: int | None = None,
             dims[3] = SIDE_MULTIPLE * torch.export.Dim("width_4", min=low, max=high)
         dynamic.append(dims)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The exporter reports its progress on stdout and warns about what it renames; neither is for our users.
+    # The exporter warns about what it renames and decomposes: not for our users. It traces with autograd on,
+    # which a caller's inference mode (a pipeline stage loading a model for a new style) would forbid.
     with AtomicFile(path, replace_concurrent=True) as partial, warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()):  # fmt: skip
+            torch.inference_mode(False):  # fmt: skip
         warnings.simplefilter("ignore")
         torch.onnx.export(network, inputs, str(partial), input_names=[t.name for t in spec.inputs],
                           output_names=[t.name for t in spec.outputs], opset_version=OPSET, dynamo=True,

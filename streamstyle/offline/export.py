@@ -36,12 +36,17 @@ def _holds_onnx(path: Path) -> bool:
 
 
 def _holds_openvino_ir(path: Path) -> bool:
-    with path.open("rb") as file:
-        return b"<net " in file.read(4096)
+    try:
+        with path.open("rb") as file:
+            return b"<net " in file.read(4096)
+    except OSError:
+        return False
 
 
 ONNX_FILE = FileKind("an ONNX graph", _holds_onnx)
 OPENVINO_FILE = FileKind("an OpenVINO model", _holds_openvino_ir)
+# A .bin is raw weights: it is an OpenVINO model's when its .xml beside it is one.
+OPENVINO_WEIGHTS = FileKind("an OpenVINO model's weights", lambda path: _holds_openvino_ir(path.with_suffix(".xml")))
 
 PREPROCESSING = [
     "decode the picture as 8-bit RGB; divide by 255: float32 in [0, 1]",
@@ -103,6 +108,18 @@ def _graph_entry(spec: GraphSpec, files: list[str], batch: int | None, size: tup
             "outputs": [tensor(t) for t in spec.outputs]}  # fmt: skip
 
 
+def _export_graph(network: nn.Module, spec: GraphSpec, folder: Path, fmt: str, batch: int | None,
+                  size: tuple[int, int] | None) -> dict:  # fmt: skip
+    """One network into `folder` as `fmt`; its manifest entry."""
+    picture = (size[1], size[0]) if size else None
+    onnx_path = export_onnx(network, folder / f"{spec.name}.onnx", batch, picture)
+    if fmt == "onnx":
+        return _graph_entry(spec, [onnx_path.name], batch, size)
+    xml = to_openvino(onnx_path, folder / f"{spec.name}.xml")
+    onnx_path.unlink()
+    return _graph_entry(spec, [xml.name, xml.with_suffix(".bin").name], batch, size)
+
+
 def export_model(model: str, folder: Path, fmt: str = "onnx", batch: int | None = None,
                  size: tuple[int, int] | None = None, overwrite: bool = False) -> Path:  # fmt: skip
     """Write `model`'s networks into `folder` (made if missing) as `fmt`, with a manifest; returns the manifest's
@@ -115,25 +132,25 @@ def export_model(model: str, folder: Path, fmt: str = "onnx", batch: int | None 
     loaded, networks = style_networks(model)
     specs = [graph_of(network) for network in networks]
     kind, suffix = (OPENVINO_FILE, ".xml") if fmt == "openvino" else (ONNX_FILE, ".onnx")
-    if not folder.parent.is_dir():
-        raise OutputError(f"output folder does not exist: {folder.parent}")
+    names = [spec.name + suffix for spec in specs]
+    if fmt == "openvino":
+        names += [spec.name + ".bin" for spec in specs]  # the weights beside each .xml
     made = not folder.exists()
-    folder.mkdir(exist_ok=True)
     try:
-        for spec in specs:
-            claim_output(folder / (spec.name + suffix), [model], kind, overwrite)
+        folder.mkdir(exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot make the folder {folder}: {error.strerror}") from None
+    try:
+        for name in names:
+            claim_output(folder / name, [model], OPENVINO_WEIGHTS if name.endswith(".bin") else kind, overwrite)
         claim_output(folder / MANIFEST_NAME, [model], JSON_FILE, overwrite)
-        entries = []
-        picture = (size[1], size[0]) if size else None
-        for network, spec in zip(networks, specs, strict=True):
-            if fmt == "openvino":
-                with tempfile.TemporaryDirectory() as scratch:
-                    xml = to_openvino(export_onnx(network, Path(scratch) / "graph.onnx", batch, picture),
-                                      folder / f"{spec.name}.xml")  # fmt: skip
-                files = [xml.name, xml.with_suffix(".bin").name]
-            else:
-                files = [export_onnx(network, folder / f"{spec.name}.onnx", batch, picture).name]
-            entries.append(_graph_entry(spec, files, batch, size))
+        # Every graph is made in a scratch folder beside, then all are moved in: a failure leaves no new graph
+        # next to an old one of another export.
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
+            entries = [_export_graph(network, spec, Path(scratch), fmt, batch, size)
+                       for network, spec in zip(networks, specs, strict=True)]  # fmt: skip
+            for name in names:
+                (Path(scratch) / name).replace(folder / name)
         manifest = {"format": "streamstyle export", "version": MANIFEST_VERSION, "model": loaded.name,
                     **_describe(model), "exported_by": f"streamstyle {streamstyle.__version__}",
                     "graph_format": "ONNX" if fmt == "onnx" else "OpenVINO IR", "onnx_opset": OPSET,

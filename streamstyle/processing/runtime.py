@@ -104,10 +104,11 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
     torch on both (see benchmarks/models.py)."""
     chosen = _device(device)
     if backend == "auto":
-        backend = "tensorrt" if chosen.type == "cuda" and installed("tensorrt") else "torch"
+        only_torch = compiled or precision == "bf16"  # torch.compile, and bf16 on a GPU, are torch's alone
+        backend = "tensorrt" if chosen.type == "cuda" and installed("tensorrt") and not only_torch else "torch"
     require(backend)
     if precision == "auto":
-        precision = "fp16" if chosen.type == "cuda" else "fp32"
+        precision = "fp16" if chosen.type == "cuda" and backend in ("torch", "tensorrt") else "fp32"
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
     _check_engine(backend, chosen, precision, compiled)
