@@ -121,7 +121,7 @@ def test_exported_graphs_and_their_manifest_paint_as_streamstyle_does(tmp_path):
     # The painting's vector: its centre square, resized as the manifest says.
     style_image = graphs["magenta-predictor"]["inputs"][0]
     assert "centre square resized to 256x256 (antialiased bicubic)" in style_image["meaning"]
-    painting = torch.from_numpy(read_image(STARRY)).permute(2, 0, 1)[None].float() / 255
+    painting = torch.from_numpy(read_image(STARRY).copy()).permute(2, 0, 1)[None].float() / 255
     height, width = painting.shape[2:]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
