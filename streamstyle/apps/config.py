@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from streamstyle.core.errors import ConfigError, StreamstyleError
 from streamstyle.core.settings import (
+    BACKENDS,
     BATCH_SIZE,
     CAMERA_FPS,
     KEYFRAME_SECONDS,
+    PRECISIONS,
     READ_TIMEOUT,
     STRENGTH,
     EncoderSettings,
@@ -90,6 +92,9 @@ class RuntimeConfig:
 
     def __post_init__(self):
         BATCH_SIZE.check("batch_size", self.batch_size)
+        for key, value, choices in (("precision", self.precision, PRECISIONS), ("backend", self.backend, BACKENDS)):
+            if value != "auto" and value not in choices:
+                raise ConfigError(f"unknown {key} {value!r}; use auto, {', '.join(choices)}")
 
     def resolve(self) -> Runtime:
         from streamstyle.processing.runtime import resolve_runtime

@@ -7,7 +7,7 @@ import functools
 
 import click
 
-from streamstyle.core.settings import BACKENDS, BITRATE, CAMERA_FPS, SMOOTH, STRENGTH, Bounds
+from streamstyle.core.settings import BACKENDS, BITRATE, CAMERA_FPS, PRECISIONS, SMOOTH, STRENGTH, Bounds
 
 
 def runtime_options(command):
@@ -35,7 +35,7 @@ def device_options(command):
     )(command)  # fmt: skip
     command = click.option(
         "--precision",
-        type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+        type=click.Choice(["auto", *PRECISIONS]),
         help="Compute precision: auto (the default) is fp16 on CUDA, fp32 on CPU.",
     )(command)
     return click.option(

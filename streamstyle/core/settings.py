@@ -36,8 +36,10 @@ class Bounds(Generic[NumberT]):
         return f"between {self.low:g} and {self.high:g}"
 
 
-# The engines that run the style networks; `auto` picks one per machine (processing/runtime.py).
+# The engines that run the style networks, and the precisions they compute in; `auto` picks per machine
+# (processing/runtime.py).
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16")
 LEAST_INFERENCE_SIDE = 8  # the model never runs on a smaller picture
 MAX_SIZE = Bounds(LEAST_INFERENCE_SIDE)
 SCALE = Bounds(0.05, 4.0)
