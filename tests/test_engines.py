@@ -31,9 +31,10 @@ BUNNY = SAMPLES / "clips" / "bigbuckbunny_2s.mp4"
 # Against torch fp32, measured on an AVX2 CPU: at most 2.4e-4 of a pixel's range (a blend), 4.7e-5 for magenta,
 # and 1.0e-3 for dumoulin26's style 17, whose residual blocks magnify every rounding. The engines are the closer
 # to exact arithmetic of the two: against float64 torch they are within 6e-5 where torch fp32 is 1.5e-4 off (7e-4
-# on style 17), from its group-norm kernel. Bounds with room for other CPUs' kernels; a 255th is 3.9e-3.
-WITHIN = 5e-4
-ILL_CONDITIONED_WITHIN = 3e-3
+# on style 17), from its group-norm kernel. Bounds with 4-6x room for other CPUs' kernels (AVX-512 machines
+# pick other ones), still under a level of 255 (3.9e-3) but for style 17; a wrong input or padding is 1e-2 and more.
+WITHIN = 1e-3
+ILL_CONDITIONED_WITHIN = 6e-3
 
 
 def photo_batch() -> torch.Tensor:
