@@ -17,7 +17,7 @@ from PIL import Image
 from streamstyle.core.errors import InputError
 from streamstyle.io.images import IMAGE_FILE, read_image
 
-from .conftest import run_cli
+from .conftest import one_line_error, run_cli
 
 GRADIENT_16 = (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)  # 0 to 64491 of 65535
 
@@ -43,15 +43,6 @@ def write_flat_png(path: Path, width: int, height: int) -> Path:
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, greyscale
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
     return path
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("streamstyle: error:"), result.stderr
-    for text in expected:
-        assert text in lines[0]
-    return lines[0]
 
 
 # Point 6: every mode and bit depth, scaled to 8 bits rather than clipped.
@@ -137,7 +128,7 @@ def test_pictures_over_the_pixel_limit_are_refused_in_one_line(tmp_path, size):
         read_image(huge)
     assert IMAGE_FILE.recognizes(huge)  # still a picture: an output may replace it
     out = tmp_path / "out.png"
-    assert_one_line_error(run_cli("image", huge, out), "too large", str(huge))
+    one_line_error(run_cli("image", huge, out), "too large", str(huge))
     assert not out.exists()
 
 
@@ -146,8 +137,8 @@ def test_huge_paintings_are_refused_in_one_line(tmp_path):
     photo = write_png(tmp_path / "photo.png", noise(16, 16))
     bomb = write_flat_png(tmp_path / "bomb.png", *BOMB)
     out = tmp_path / "out.png"
-    assert_one_line_error(run_cli("image", photo, out, "--style", bomb), "too large", str(bomb))
-    assert_one_line_error(run_cli("image", photo, out, "--style", bomb, "--method", "optimize"), "too large")
+    one_line_error(run_cli("image", photo, out, "--style", bomb), "too large", str(bomb))
+    one_line_error(run_cli("image", photo, out, "--style", bomb, "--method", "optimize"), "too large")
     assert not out.exists()
 
 
@@ -205,7 +196,7 @@ def resolve_cpu():
 
 def test_a_device_as_output_is_refused_in_one_line(tmp_path):
     photo = write_png(tmp_path / "photo.png", noise(8, 8))
-    assert_one_line_error(run_cli("image", photo, os.devnull), "character device")
+    one_line_error(run_cli("image", photo, os.devnull), "character device")
 
 
 @pytest.fixture
@@ -230,8 +221,8 @@ def test_read_only_outputs_are_refused_in_one_line(tmp_path, read_only_folder):
     photos = tmp_path / "photos"
     photos.mkdir()
     photo = write_png(photos / "photo.png", noise(8, 8))
-    assert_one_line_error(run_cli("image", photo, read_only_folder / "out.png"), "not writable")
-    assert_one_line_error(run_cli("image", photos, read_only_folder / "new" / "folder"), "not writable")
+    one_line_error(run_cli("image", photo, read_only_folder / "out.png"), "not writable")
+    one_line_error(run_cli("image", photos, read_only_folder / "new" / "folder"), "not writable")
     assert list(read_only_folder.iterdir()) == []
 
 
@@ -242,7 +233,7 @@ def test_a_folder_to_an_image_file_name_is_refused(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     write_png(photos / "photo.png", noise(8, 8))
-    assert_one_line_error(run_cli("image", photos, tmp_path / "out.png"), "must be a folder")
+    one_line_error(run_cli("image", photos, tmp_path / "out.png"), "must be a folder")
     assert not (tmp_path / "out.png").exists()
 
 
@@ -253,8 +244,8 @@ def test_a_folder_run_never_writes_over_another_input_or_twice_to_one_output(tmp
     Image.fromarray(noise(8, 8, seed=1)).save(photos / "a.jpg")
     before = {path.name: path.read_bytes() for path in photos.iterdir()}
     # In place, a.jpg's result would be a.png, another input; and a.png's too.
-    assert_one_line_error(run_cli("image", photos, photos), "would overwrite its input")
-    assert_one_line_error(run_cli("image", photos, tmp_path / "out"), "a.jpg and a.png would both be written to")
+    one_line_error(run_cli("image", photos, photos), "would overwrite its input")
+    one_line_error(run_cli("image", photos, tmp_path / "out"), "a.jpg and a.png would both be written to")
     assert {path.name: path.read_bytes() for path in photos.iterdir()} == before
     assert not (tmp_path / "out").exists()
 
@@ -263,11 +254,11 @@ def test_the_pictures_saved_on_the_way_never_write_over_an_input_or_another_kind
     photo = write_png(tmp_path / "cat.scale2.step0004.png", noise(8, 8))  # the name of the last saved picture
     before = photo.read_bytes()
     optimize = ("--method", "optimize", "--style", "x.png", "--steps", "4", "--scales", "2", "--save-every", "2")
-    assert_one_line_error(run_cli("image", photo, tmp_path / "cat.png", *optimize), "would overwrite its input")
+    one_line_error(run_cli("image", photo, tmp_path / "cat.png", *optimize), "would overwrite its input")
     assert photo.read_bytes() == before
     notes = tmp_path / "dog.scale1.step0002.png"
     notes.write_text("not a picture")
-    assert_one_line_error(run_cli("image", photo, tmp_path / "dog.png", *optimize), "exists and is not a")
+    one_line_error(run_cli("image", photo, tmp_path / "dog.png", *optimize), "exists and is not a")
     assert notes.read_text() == "not a picture"
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([notes.name, photo.name])
 
@@ -293,7 +284,7 @@ def test_a_folder_run_that_cannot_write_leaves_no_empty_output_folder(tmp_path, 
         write_png(photos / f"photo{seed}.png", noise(64, 64, seed))  # about 12 KB each as PNG
     out = tmp_path / "new" / "out"
     result = run_cli("image", photos, out, "--style", "3", "--device", "cpu", preexec_fn=limit_file_size(4096))
-    assert_one_line_error(result, "cannot write")
+    one_line_error(result, "cannot write")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["photos"]
 
 
@@ -305,7 +296,7 @@ def test_overwrite_replaces_an_output_that_is_not_an_image(tmp_path):
     photo = write_png(tmp_path / "photo.png", noise(8, 8))
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
-    assert_one_line_error(run_cli("image", photo, notes), "exists and is not a", "--overwrite")
+    one_line_error(run_cli("image", photo, notes), "exists and is not a", "--overwrite")
     assert notes.read_text() == "not a picture"
     result = run_cli("image", photo, notes, "--style", "3", "--device", "cpu", "--overwrite")
     assert result.returncode == 0, result.stderr

@@ -18,7 +18,7 @@ import pytest
 from streamstyle.core.errors import OutputError
 from streamstyle.core.files import JSON_FILE, AtomicFile, claim_output
 from streamstyle.io.media import VIDEO_FILE
-from tests.conftest import STARTUP_S, run_cli, takes_ctrl_c, wait_until
+from tests.conftest import STARTUP_S, one_line_error, run_cli, takes_ctrl_c, wait_until
 from tests.media import write_moving_clip
 
 SMALL = ("--style", "7", "--max-size", "32", "--temporal", "off")
@@ -35,13 +35,6 @@ def frames_in(path: Path) -> int:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
-
-
-def one_error_line(result: subprocess.CompletedProcess, status: int = 2) -> str:
-    assert result.returncode == status, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("streamstyle: error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -97,7 +90,7 @@ def test_stream_refuses_to_write_over_its_input_or_other_kinds_of_file(tmp_path,
         ((clip, tmp_path / "a.mp4", "--out", tmp_path / "v" / ".." / "a.mp4"), "are the same file"),
     ]
     for args, message in cases:
-        assert message in one_error_line(run_cli("stream", *args, "--style", "7"))
+        assert message in one_line_error(run_cli("stream", *args, "--style", "7"))
     assert {path: digest(path) for path in before} == before
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
 
@@ -106,7 +99,7 @@ def test_stream_refuses_to_write_over_its_input_or_other_kinds_of_file(tmp_path,
 def test_file_replaces_a_file_of_another_kind_only_with_overwrite(tmp_path, clip):
     out = tmp_path / "out.mp4"
     out.write_text("not a video")
-    assert "pass --overwrite" in one_error_line(run_cli("file", clip, out, *SMALL))
+    assert "pass --overwrite" in one_line_error(run_cli("file", clip, out, *SMALL))
     assert out.read_text() == "not a video"
     done = run_cli("file", clip, out, *SMALL, "--overwrite", "--quiet")
     assert done.returncode == 0, done.stderr
@@ -116,13 +109,13 @@ def test_file_replaces_a_file_of_another_kind_only_with_overwrite(tmp_path, clip
 def test_bench_train_and_sheet_outputs_claim_their_paths_too(tmp_path, clip):
     painting = tmp_path / "painting.png"
     painting.write_bytes((Path(__file__).parent.parent / "samples" / "paintings").glob("*.jpg").__next__().read_bytes())
-    assert "would overwrite its input" in one_error_line(
+    assert "would overwrite its input" in one_line_error(
         run_cli("train", "--style", painting, "--content", clip, "--out", painting, "--steps", "1")
     )
-    assert "is not a JSON file" in one_error_line(run_cli("bench", "--json", clip, "--sizes", "360p"))
+    assert "is not a JSON file" in one_line_error(run_cli("bench", "--json", clip, "--sizes", "360p"))
     assert frames_in(clip) == 20
     before = digest(painting)
-    assert "would overwrite its input" in one_error_line(run_cli("styles", "--sheet", painting, "-o", painting))
+    assert "would overwrite its input" in one_line_error(run_cli("styles", "--sheet", painting, "-o", painting))
     assert digest(painting) == before
 
 
@@ -216,7 +209,7 @@ def test_pipes_and_devices_are_refused_and_left_as_they_are(tmp_path, clip):
     device = tmp_path / "null.mp4"
     os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # the null device, made here
     for output, kind in ((fifo, "named pipe"), (device, "character device")):
-        assert kind in one_error_line(run_cli("file", clip, output, *SMALL))
+        assert kind in one_line_error(run_cli("file", clip, output, *SMALL))
     assert stat.S_ISFIFO(fifo.lstat().st_mode) and stat.S_ISCHR(device.lstat().st_mode)
     assert leftovers(tmp_path) == []
 
@@ -237,7 +230,7 @@ def test_a_symlinked_output_writes_its_target_and_stays_a_link(tmp_path, clip):
 
 
 def test_stream_to_a_missing_folder_is_refused_before_it_starts(tmp_path, clip):
-    assert "output folder does not exist" in one_error_line(
+    assert "output folder does not exist" in one_line_error(
         run_cli("stream", clip, tmp_path / "no" / "out.mp4", "--style", "7")
     )
 
@@ -276,7 +269,7 @@ def test_a_truncated_input_is_said_plainly_even_when_quiet_and_strict_makes_it_a
         assert 0 < written < 250
         assert f"the input ended early: {written} of the 250 frames its container announced" in done.stderr
     strict = run_cli("file", truncated, tmp_path / "strict.mp4", *SMALL, "--strict", "--quiet")
-    assert "ended early" in one_error_line(strict) and "--strict" in strict.stderr
+    assert "ended early" in one_line_error(strict) and "--strict" in strict.stderr
     assert not (tmp_path / "strict.mp4").exists() and leftovers(tmp_path) == []
 
 
