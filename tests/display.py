@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 SCREEN = (1280, 720)
-_XWD_COLOR_SIZE = 12
 _FRAMEBUFFERS: dict[str, Path] = {}  # display name -> its screen as a file, for screenshot()
 
 
@@ -63,12 +62,14 @@ def screenshot(display: str, width: int, height: int) -> np.ndarray:
 
 
 def _framebuffer(path: Path) -> np.ndarray:
-    """The screen in an XWD file (Xvfb -fbdir: 32 bits a pixel, least significant byte first, so B, G, R, unused)."""
+    """The screen in an XWD file (Xvfb -fbdir: 32 bits a pixel, least significant byte first, so B, G, R, unused).
+    The pixels are the file's tail: the colour count in the header before them changes while a client installs a
+    colormap, so an offset computed from it can be torn."""
     data = path.read_bytes()
     header = struct.unpack(">25I", data[:100])
-    header_size, width, height, bytes_per_line, colors = header[0], header[4], header[5], header[12], header[19]
-    start = header_size + colors * _XWD_COLOR_SIZE
-    rows = np.frombuffer(data, np.uint8, height * bytes_per_line, start).reshape(height, bytes_per_line)
+    width, height, bytes_per_line = header[4], header[5], header[12]
+    rows = np.frombuffer(data, np.uint8, height * bytes_per_line, len(data) - height * bytes_per_line)
+    rows = rows.reshape(height, bytes_per_line)
     return rows[:, : width * 4].reshape(height, width, 4)[:, :, 2::-1]
 
 
@@ -78,6 +79,18 @@ def find_window(display: str, window_name: str = "streamstyle") -> str | None:
     found = subprocess.run(["xdotool", "search", "--name", f"^{window_name}$"], env=env, capture_output=True,
                            text=True, timeout=60)  # fmt: skip
     return next(iter(found.stdout.split()), None)
+
+
+def map_again(display: str, window_name: str = "streamstyle") -> None:
+    """Unmap and map the window, as a window manager does when it takes a window over. OpenCV's Qt 5 can miss the
+    MapNotify of its window on a bare X server (no window manager) while the CPU is saturated; it then never paints
+    it (seen 1 launch in 4 beside four busy loops: the window there at 0,0 at its size, black, the app showing
+    frames); a second map is one it sees."""
+    env = {**os.environ, "DISPLAY": display}
+    window = find_window(display, window_name)
+    if window:
+        subprocess.run(["xdotool", "windowunmap", "--sync", window, "windowmap", "--sync", window], env=env,
+                       timeout=60, capture_output=True)  # fmt: skip
 
 
 def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
