@@ -71,8 +71,8 @@ def flow_targets(flow: np.ndarray) -> np.ndarray:
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample `image` at each pixel's flow target: with flow from frame A to frame B and `image` aligned with
     B, the result is aligned with A."""
-    # The stubs make map2 required; None is how OpenCV takes a map1 that holds both coordinates.
-    return cv2.remap(image, flow_targets(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
+    # Older stubs make map2 required (newer ones do not); None is how OpenCV takes a map1 that holds both coordinates.
+    return cv2.remap(image, flow_targets(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # type: ignore[call-overload, unused-ignore]
 
 
 def warp_tensor(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
