@@ -206,9 +206,12 @@ def test_channels_last_paints_what_nchw_does(name, photos):
 def test_frames_reuse_the_memory_of_the_frames_before_without_page_faults():
     """Every frame allocates the same large buffers. glibc's default hands each back to the kernel when freed and
     page-faults it in again for the next frame (about 15000 faults a frame here, a quarter of the model's time);
-    resolving a CPU runtime makes it keep them."""
+    resolving a CPU runtime makes it keep them. The count is the whole process's, so a frame also counts what
+    another thread of the suite touched meanwhile (7263 once, beside two busy loops): the median frame is the
+    measure."""
     import platform
     import resource
+    import statistics
 
     from streamstyle.processing.runtime import keep_freed_memory
     from streamstyle.processing.stylizer import Stylizer
@@ -219,8 +222,8 @@ def test_frames_reuse_the_memory_of_the_frames_before_without_page_faults():
     assert keep_freed_memory()
     frame = torch.rand(1, 3, 360, 640)
     faults = []
-    for _ in range(6):
+    for _ in range(9):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         stylizer.stylize_tensor(frame)
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    assert sum(faults[3:]) < 3000, faults
+    assert statistics.median(faults[3:]) < 1000, faults
