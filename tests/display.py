@@ -75,9 +75,7 @@ def _framebuffer(path: Path) -> np.ndarray:
 
 def find_window(display: str, window_name: str = "streamstyle") -> str | None:
     """The X id of the window with this title, or None while there is none."""
-    env = {**os.environ, "DISPLAY": display}
-    found = subprocess.run(["xdotool", "search", "--name", f"^{window_name}$"], env=env, capture_output=True,
-                           text=True, timeout=60)  # fmt: skip
+    found = _xdotool(display, "search", "--name", f"^{window_name}$")
     return next(iter(found.stdout.split()), None)
 
 
@@ -86,15 +84,18 @@ def map_again(display: str, window_name: str = "streamstyle") -> None:
     MapNotify of its window on a bare X server (no window manager) while the CPU is saturated; it then never paints
     it (seen 1 launch in 4 beside four busy loops: the window there at 0,0 at its size, black, the app showing
     frames); a second map is one it sees."""
-    env = {**os.environ, "DISPLAY": display}
     window = find_window(display, window_name)
     if window:
-        subprocess.run(["xdotool", "windowunmap", "--sync", window, "windowmap", "--sync", window], env=env,
-                       timeout=60, capture_output=True)  # fmt: skip
+        _xdotool(display, "windowunmap", "--sync", window, "windowmap", "--sync", window)
 
 
 def send_key(display: str, key: str, window_name: str = "streamstyle") -> None:
-    env = {**os.environ, "DISPLAY": display}
     window = find_window(display, window_name)
     # xdotool complains on stderr that the X server has no focused window (there is no window manager): harmless.
-    subprocess.run(["xdotool", "key", "--window", window, key], env=env, check=True, timeout=60, capture_output=True)
+    _xdotool(display, "key", "--window", window, key).check_returncode()
+
+
+def _xdotool(display: str, *arguments: str) -> subprocess.CompletedProcess:
+    """Run xdotool on this display, its output kept."""
+    return subprocess.run(["xdotool", *arguments], env={**os.environ, "DISPLAY": display}, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip

@@ -72,17 +72,14 @@ def wait_to_show(display: str, expected: np.ndarray, seconds: float, what: str, 
 
     def shows() -> bool:
         differences.append(difference(screenshot(display, width, height), expected))
-        return differences[-1] < tolerance
-
-    def shows_or_map_again() -> bool:
-        if shows():
+        if differences[-1] < tolerance:
             return True
         if len(differences) % _MAP_AGAIN_EVERY == 0:
             map_again(display)
         return False
 
     try:
-        wait_until(shows_or_map_again, seconds, what)
+        wait_until(shows, seconds, what)
     except AssertionError as error:
         window = "a window open" if find_window(display) else "no window"
         raise AssertionError(f"{error}: {window}, last differences {[round(d, 1) for d in differences[-5:]]}, "
