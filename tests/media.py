@@ -13,7 +13,7 @@ import numpy as np
 
 from streamstyle.core.frames import Frame
 from streamstyle.core.settings import SizeSettings
-from streamstyle.processing.stages import stylize_stage
+from streamstyle.processing.stages import resized, stylize_stage
 from streamstyle.processing.stylizer import Stylizer
 
 
@@ -155,7 +155,7 @@ def live_model_output(image: np.ndarray, style: str, max_size: int) -> np.ndarra
     """What a live chain's model stage makes of one frame (run at `max_size`, returned at the frame's size)."""
     stage = stylize_stage(lambda: Stylizer(style, device="cpu"), 1, SizeSettings(max_size))
     (frame,) = stage(iter([Frame(0, image.copy(), 0, 0, Fraction(1, 1000))]))
-    return frame.image
+    return resized(frame.image, frame.shape)
 
 
 def write_flash_clip(path: Path, seconds: int = 6, fps: int = 25, size: tuple[int, int] = (160, 120)) -> None:

@@ -31,7 +31,7 @@ from streamstyle.io.live_audio import AudioBacklog, AudioChunk
 from streamstyle.io.live_source import LiveSource
 from streamstyle.io.live_writer import LiveWriter
 from streamstyle.processing.chain import Chain, NewestSlot
-from streamstyle.processing.stages import chain_stages
+from streamstyle.processing.stages import chain_stages, resized
 
 WINDOW = "streamstyle"
 _ESCAPE = 27
@@ -184,15 +184,15 @@ class LiveWindow(Sink[AudioChunk]):
                 return  # the window was closed
 
     def _compose(self, frame: Frame) -> np.ndarray:
-        image = frame.image
+        """The picture at its output size, or less where the screen is smaller, beside the input when split: each
+        scaled once, straight from the size it comes at."""
+        height, width = frame.shape
+        panes = 2 if self.split else 1
+        scale = min(1.0, self._screen[0] / (width * panes), self._screen[1] / height)
+        shape = (round(height * scale), round(width * scale))
+        image = resized(frame.image, shape)
         if self.split:
-            height, width = image.shape[:2]
-            original = cv2.resize(frame.original, (width, height), interpolation=cv2.INTER_AREA)
-            image = np.concatenate([original, image], axis=1)
-        height, width = image.shape[:2]
-        scale = min(1.0, self._screen[0] / width, self._screen[1] / height)
-        if scale < 1.0:
-            image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            image = np.concatenate([resized(frame.original, shape), image], axis=1)
         shown = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         if self.overlay:
             self._draw_overlay(shown)
@@ -238,7 +238,7 @@ class LiveWindow(Sink[AudioChunk]):
             self.overlay = not self.overlay
         elif character == "c" and self.report.shown:
             path = self._new_path(".png")
-            write_image(self._last.image, path)
+            write_image(resized(self._last.image, self._last.shape), path)
             self.notify(f"saved {path}")
         elif character == "r":
             self.recording = not self.recording

@@ -37,10 +37,18 @@ class Frame:
     motion: Motion | None = None
     # The input as decoded, kept when stages replace `image`; __post_init__ makes it `image` when not given.
     original: np.ndarray = None  # type: ignore[assignment]
+    # (height, width) the sinks give the picture, when not `image`'s own: the model stage leaves its output at the
+    # size the network ran at, where smoothing is cheaper, and a sink scales it in the pass that converts it.
+    output_shape: tuple[int, int] | None = None
 
     def __post_init__(self):
         if self.original is None:
             self.original = self.image
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the picture as the sinks give it."""
+        return self.output_shape or (self.image.shape[0], self.image.shape[1])
 
 
 @dataclass

@@ -103,17 +103,15 @@ class LiveWriter(Sink[AudioChunk]):
 
     def write(self, frame: Frame) -> None:
         assert frame.pts is not None, "live frames carry their capture time"
-        height, width = frame.image.shape[:2]
         if self._container is None:
-            self._open(*encodable_shape(height, width, self.encoder.pix_fmt))
+            self._open(*encodable_shape(*frame.shape, self.encoder.pix_fmt))
         stream = self._stream
         assert stream is not None and stream.pix_fmt is not None, "set in _open"
-        image = frame.image[: stream.height, : stream.width]
         if self._first_pts is None:
             self._first_pts = frame.pts
         # Two frames captured within the same millisecond still need rising timestamps.
         pts = max(frame.pts - self._first_pts, self._last_pts + 1)
-        picture = encodable_picture(image, stream.pix_fmt, None, 1)
+        picture = encodable_picture(frame.image, (stream.height, stream.width), stream.pix_fmt, None, 1)
         picture.pts, picture.time_base = pts, CAPTURE_TIME_BASE
         self._mux(stream.encode(picture))
         self._last_pts = pts

@@ -69,15 +69,22 @@ def colorspace_for(tagged: int | None, height: int) -> str | int:
     return "itu709" if height >= 720 else "itu601"
 
 
-def encodable_picture(image: np.ndarray, pix_fmt: str, colorspace: int | None, color_range: int) -> av.VideoFrame:
-    """An RGB image as a VideoFrame in the encoder's pixel format and at its encodable_shape, converted with the
-    matrix the output is tagged with (or the one players assume for its size)."""
-    height, width = encodable_shape(image.shape[0], image.shape[1], pix_fmt)
+def encodable_picture(image: np.ndarray, shape: tuple[int, int], pix_fmt: str, colorspace: int | None,
+                       color_range: int) -> av.VideoFrame:  # fmt: skip
+    """An RGB image as a VideoFrame in the encoder's pixel format at `shape` (height, width: the stream's,
+    encodable), converted with the matrix the output is tagged with (or the one players assume for its size).
+    An image a pixel larger loses its last row or column (see encodable_shape); one of any other size is scaled
+    in the same swscale pass as the colour conversion: from 640x360 to 1280x720 that pass costs 2.6 ms, against
+    6 ms for OpenCV's bicubic and then 4.4 ms to convert."""
+    height, width = shape
+    if 0 <= image.shape[0] - height <= 1 and 0 <= image.shape[1] - width <= 1:
+        image = image[:height, :width]
+    shrinking = height * width < image.shape[0] * image.shape[1]
     matrix = colorspace_for(colorspace, height)
-    picture = av.VideoFrame.from_ndarray(image[:height, :width], format="rgb24")
+    picture = av.VideoFrame.from_ndarray(image, format="rgb24")
     return picture.reformat(
         width=width, height=height, format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
-        dst_color_range=color_range,
+        dst_color_range=color_range, interpolation="AREA" if shrinking else "BICUBIC",
     )  # fmt: skip
 
 

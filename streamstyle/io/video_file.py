@@ -156,12 +156,12 @@ class FileSink(Sink[AudioPacket]):
 
     def write(self, frame: Frame) -> None:
         if self._early_audio is not None:
-            self._open_video(*frame.image.shape[:2])
+            self._open_video(*frame.shape)
             early, self._early_audio = self._early_audio, None
             for item in early:
                 self.write_audio(item)
-        image = frame.image[: self.video.height, : self.video.width]
-        picture = encodable_picture(image, self._pix_fmt, self.colorspace, self.color_range)
+        shape = (self.video.height, self.video.width)
+        picture = encodable_picture(frame.image, shape, self._pix_fmt, self.colorspace, self.color_range)
         picture.pts = frame.pts
         picture.time_base = frame.time_base
         if frame.duration:

@@ -29,9 +29,9 @@ def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSettings) -> Stage:
-    """Batches frames through the network at the inference size and returns them at the output size (the
-    requested one, or the input's). Other items keep their place among the frames. `choose` gives the stylizer
-    for each batch (live, keys change it)."""
+    """Batches frames through the network at the inference size and returns them at that size, with the output
+    size (the requested one, or the input's) for the sinks to scale to. Other items keep their place among the
+    frames. `choose` gives the stylizer for each batch (live, keys change it)."""
 
     # The content's own style input (magenta with strength < 1) comes from the first frames and then stays:
     # recomputed per frame, it would make the style itself flicker.
@@ -50,10 +50,9 @@ def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSe
             if stylizer is not referenced:
                 reference, referenced = stylizer.content_reference(batch), stylizer
             styled = stylizer.stylize_tensor(batch, reference)
-            # Enlarged after rounding to 8 bits: bicubic on uint8 costs a tenth of bicubic on the float tensor
-            # (6 ms against 52 ms a frame from 640x360 to 1280x720), and the two differ by rounding only.
             for frame, image in zip(frames, tensor_to_frames(styled), strict=True):
-                frame.image = resized(image, out_shape)
+                frame.image = image
+                frame.output_shape = out_shape if image.shape[:2] != out_shape else None
         yield from pending
 
     def stage(items: Iterator[Item]) -> Iterator[Item]:
