@@ -36,7 +36,8 @@ def device_options(command):
     command = click.option(
         "--precision",
         type=click.Choice(["auto", *PRECISIONS]),
-        help="Compute precision: auto (the default) is fp16 on CUDA, fp32 on CPU.",
+        help="Compute precision: auto (the default) is fp16 on CUDA, fp32 on CPU. int8 (openvino engine; calibrated "
+        "once on video frames) runs each style it paints within 35 dB PSNR of fp32, the others in fp32.",
     )(command)
     return click.option(
         "--device", help="auto (the default: CUDA when present), cpu, cuda or cuda:N."

@@ -39,7 +39,7 @@ class Bounds(Generic[NumberT]):
 # The engines that run the style networks, and the precisions they compute in; `auto` picks per machine
 # (processing/runtime.py).
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 LEAST_INFERENCE_SIDE = 8  # the model never runs on a smaller picture
 MAX_SIZE = Bounds(LEAST_INFERENCE_SIDE)
 SCALE = Bounds(0.05, 4.0)

@@ -13,9 +13,9 @@ from streamstyle.engines.base import Engine
 from streamstyle.engines.export import cached_graph, engine_cache_dir
 from streamstyle.engines.graphs import graph_of
 
-# The Python modules each engine needs, and the pip extra that brings them.
+# The Python modules each engine (and int8's calibration) needs; the pip extra that brings them has its name.
 _MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",),
-            "tensorrt": ("tensorrt", "onnxconverter_common")}  # fmt: skip
+            "tensorrt": ("tensorrt", "onnxconverter_common"), "int8": ("nncf",)}  # fmt: skip
 
 
 def installed(backend: str) -> bool:

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -14,6 +15,9 @@ from torch import nn
 from streamstyle.core.files import AtomicFile
 from streamstyle.engines.graphs import SIDE_MULTIPLE, SMALLEST_SIDE, example_inputs, graph_of
 from streamstyle.models.weights import cache_root
+
+if TYPE_CHECKING:
+    import openvino
 
 OPSET = 18
 LARGEST_SIDE = 16384
@@ -58,7 +62,15 @@ def to_openvino(onnx_path: Path, xml_path: Path) -> Path:
     """OpenVINO's IR (`xml_path` and the .bin beside it) from an ONNX graph, weights kept in fp32."""
     import openvino as ov
 
-    model = ov.convert_model(onnx_path)
+    return save_openvino(ov.convert_model(onnx_path), xml_path)
+
+
+def save_openvino(model: openvino.Model, xml_path: Path) -> Path:
+    """Write an OpenVINO model as IR (`xml_path` and the .bin beside it, weights as they are), each file complete
+    or not there."""
+    import openvino as ov
+
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(xml_path, replace_concurrent=True) as xml_partial, \
             AtomicFile(xml_path.with_suffix(".bin"), replace_concurrent=True) as bin_partial:  # fmt: skip
         saved_bin = xml_partial.with_suffix(".bin")  # save_model puts the weights beside the .xml, by its name

@@ -1,7 +1,10 @@
-"""OpenVINO on the CPU: fp32, or bf16 on CPUs that compute it natively (AVX512_BF16, AMX)."""
+"""OpenVINO on the CPU: fp32, bf16 on CPUs that compute it natively (AVX512_BF16, AMX), and int8 for the styles
+it keeps."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections import OrderedDict
 from pathlib import Path
 
@@ -10,13 +13,26 @@ import openvino as ov
 
 from streamstyle.engines.base import GraphEngine
 from streamstyle.engines.graphs import GraphSpec
+from streamstyle.engines.quantize import (
+    LEAST_PSNR,
+    LEAST_SSIM,
+    calibrated,
+    calibration_pictures,
+    int8_error,
+    load_verdicts,
+    quantized_graph,
+    save_verdicts,
+)
 
-PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+# int8 is the quantised graph, computed at the CPU's own precision.
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 # Compiled for each input shape met, as a static graph: 1.3x faster than one compile for any shape (dumoulin26
 # at 640x360 on 2 AVX2 cores: 80 against 102 ms). A video has one shape; stills of many sizes keep the last few.
 KEPT_SHAPES = 4
 
 Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+
+log = logging.getLogger(__name__)
 
 
 def cpu_capabilities() -> list[str]:
@@ -25,25 +41,75 @@ def cpu_capabilities() -> list[str]:
 
 
 class OpenVinoEngine(GraphEngine):
+    """int8 runs each style (a row of the conditioning inputs: weights of built-in styles) that it paints within
+    LEAST_PSNR and LEAST_SSIM of fp32 on real frames, checked the first time the style comes; a batch holding a
+    style it does not keep runs in fp32, said once per style. A network int8 has no calibration for (magenta's
+    painting vectors) runs in fp32, said once."""
+
     def __init__(self, graph: Path, spec: GraphSpec, precision: str, cache: Path) -> None:
         super().__init__(spec)
         self.core = ov.Core()
         # Compiled blobs are kept per graph, shape and settings: later starts skip compiling.
         self.core.set_property({"CACHE_DIR": str(cache)})
-        self.model = self.core.read_model(graph)
-        self.config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
-        self._requests: OrderedDict[Shapes, ov.InferRequest] = OrderedDict()
+        if precision == "int8" and not calibrated(spec):
+            log.warning("int8 is calibrated for the built-in styles and trained networks, not for %s: it runs in fp32",
+                        spec.name)  # fmt: skip
+            precision = "fp32"
+        self.models = {"fp32" if precision == "int8" else precision: self.core.read_model(graph)}
+        if precision == "int8":
+            quantized = quantized_graph(graph, spec, cache)
+            self.models["int8"] = self.core.read_model(quantized)
+            self._verdicts_path = quantized.with_suffix(".verdicts.json")
+            self._verdicts = load_verdicts(self._verdicts_path)
+            self._said: set[str] = set()
+        self.precision = precision
+        self._requests: OrderedDict[tuple[str, Shapes], ov.InferRequest] = OrderedDict()
 
     def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        shapes = tuple((name, array.shape) for name, array in arrays.items())
-        request = self._requests.pop(shapes, None) or self._compile(shapes)
-        self._requests[shapes] = request
+        precision = self.precision
+        if precision == "int8" and not all(self._int8_keeps(style) for style in self._styles(arrays)):
+            precision = "fp32"
+        return self._infer(precision, arrays)
+
+    def _infer(self, precision: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        key = (precision, tuple((name, array.shape) for name, array in arrays.items()))
+        request = self._requests.pop(key, None) or self._compile(*key)
+        self._requests[key] = request
         while len(self._requests) > KEPT_SHAPES:
             self._requests.popitem(last=False)
         request.infer(arrays)
         return request.get_output_tensor(0).data.copy()
 
-    def _compile(self, shapes: Shapes) -> ov.InferRequest:
-        model = self.model.clone()
+    def _compile(self, precision: str, shapes: Shapes) -> ov.InferRequest:
+        model = self.models[precision].clone()
         model.reshape({name: list(shape) for name, shape in shapes})
-        return self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        return self.core.compile_model(model, "CPU", config).create_infer_request()
+
+    @staticmethod
+    def _styles(arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Each sample's conditioning inputs (all but the picture), one sample each."""
+        conditioning = {name: array for name, array in arrays.items() if name != "content"}
+        batch = len(arrays["content"])
+        return [{name: array[index : index + 1] for name, array in conditioning.items()} for index in range(batch)]
+
+    def _int8_keeps(self, style: dict[str, np.ndarray]) -> bool:
+        """Whether int8 paints `style` within LEAST_PSNR and LEAST_SSIM of fp32 on every calibration frame (on
+        photos it then holds too: measured for all 26 built-in styles). Checked once, a frame at a time (the
+        shape a 640x360 video compiles anyway), and kept beside the int8 graph."""
+        key = hashlib.sha256(b"".join(array.tobytes() for array in style.values())).hexdigest()[:16]
+        if key not in self._verdicts:
+            errors = []
+            for picture in calibration_pictures():
+                arrays = {"content": picture[None], **style}
+                errors.append(int8_error(self._infer("int8", arrays), self._infer("fp32", arrays)))
+            self._verdicts[key] = [min(error[0] for error in errors), min(error[1] for error in errors)]
+            save_verdicts(self._verdicts_path, self._verdicts)
+        least_psnr, least_ssim = self._verdicts[key]
+        keeps = least_psnr >= LEAST_PSNR and least_ssim >= LEAST_SSIM
+        if not keeps and key not in self._said:
+            self._said.add(key)
+            log.warning("int8 changes this style too much (PSNR %.1f dB, SSIM %.3f against fp32 on video frames; "
+                        "it needs %.0f dB and %.2f): it runs in fp32", least_psnr, least_ssim, LEAST_PSNR,
+                        LEAST_SSIM)  # fmt: skip
+        return keeps

@@ -17,7 +17,8 @@ from streamstyle.core.settings import EncoderSettings
 from streamstyle.engines.backends import installed, load_engine, openvino_computes_bf16, require
 from streamstyle.engines.base import Engine
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# int8 is the openvino engine's quantised graph; torch never computes in it.
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.int8}
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
@@ -106,11 +107,12 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
     if backend == "auto":
         only_torch = compiled or precision == "bf16"  # torch.compile, and bf16 on a GPU, are torch's alone
         backend = "tensorrt" if chosen.type == "cuda" and installed("tensorrt") and not only_torch else "torch"
+        backend = "openvino" if precision == "int8" else backend
     require(backend)
     if precision == "auto":
         precision = "fp16" if chosen.type == "cuda" and backend in ("torch", "tensorrt") else "fp32"
     if precision not in PRECISIONS:
-        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16, bf16 or int8")
     _check_engine(backend, chosen, precision, compiled)
     if chosen.type == "cpu" and precision == "fp16":
         raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
@@ -123,7 +125,7 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
 
 # Every engine and precision, in the order a benchmark shows them.
 ENGINE_PRECISIONS = [("torch", "fp32"), ("torch", "bf16"), ("torch", "fp16"), ("onnxruntime", "fp32"),
-                     ("openvino", "fp32"), ("openvino", "bf16"), ("tensorrt", "fp32"),
+                     ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"), ("tensorrt", "fp32"),
                      ("tensorrt", "fp16")]  # fmt: skip
 
 
@@ -134,7 +136,7 @@ def engines_here(device: str = "auto") -> list[tuple[str, str]]:
         try:
             resolve_runtime(device, precision, backend=backend)
         except DeviceError:
-            continue  # not here: fp16 on a CPU, openvino bf16 without native bf16, tensorrt without CUDA or install
+            continue  # not here: fp16 on a CPU, bf16 without native bf16, int8 without NNCF, tensorrt without CUDA
         found.append((backend, precision))
     return found
 
@@ -163,6 +165,11 @@ def _check_engine(backend: str, device: torch.device, precision: str, compiled: 
     if backend == "onnxruntime" and precision != "fp32":
         raise DeviceError(f"the onnxruntime engine runs fp32 here, not {precision}; use the openvino engine for "
                           "bf16 or torch for fp16")  # fmt: skip
+    if precision == "int8":
+        if backend != "openvino":
+            raise DeviceError(f"int8 runs on the openvino engine, not {backend}; use --backend openvino")
+        if not installed("int8"):
+            raise DeviceError("int8 needs NNCF to calibrate the network: pip install 'streamstyle[int8]'")
     if backend == "openvino":
         if device.type != "cpu":
             raise DeviceError("the openvino engine runs on the CPU here; use --device cpu, or tensorrt on CUDA")
