@@ -9,6 +9,7 @@ run both the same way (output at the model's size, no smoothing) and as it runs 
 input's size, flow smoothing, audio kept).
 
     python benchmarks/peer.py [--clip samples/clips/bigbuckbunny_2s.mp4] [--style 7] [--max-size 640] [--rounds 3]
+                              [--backend auto] [--precision auto]   (streamstyle's engine, e.g. openvino int8)
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main() -> None:
     parser.add_argument("--style", type=int, default=7)
     parser.add_argument("--max-size", type=int, default=640, help="the peer's default")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
 
     context = multiprocessing.get_context("spawn")
@@ -74,7 +77,7 @@ def main() -> None:
     from streamstyle import SizeSettings, Stylizer, TemporalSettings, stylize_file
 
     peer = StyleTransfer(device="cpu")
-    stylizer = Stylizer(str(args.style), device="cpu")
+    stylizer = Stylizer(str(args.style), device="cpu", backend=args.backend, precision=args.precision)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
 
@@ -105,7 +108,7 @@ def main() -> None:
         worker.join()
         baseline = statistics.median(fps[next(iter(runs))])
         print(f"{args.clip.name}: {frames} frames, style {args.style}, model at {args.max_size} px, CPU, "
-              f"medians of {args.rounds} interleaved rounds")  # fmt: skip
+              f"medians of {args.rounds} interleaved rounds; streamstyle on {stylizer.runtime.describe()}")  # fmt: skip
         for name, (_, output) in runs.items():
             written, audio, size = streams(out / f"{output}.mp4")
             median = statistics.median(fps[name])
