@@ -5,6 +5,7 @@ less style. `streamstyle export` writes graphs a program can use from the manife
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import onnxruntime as ort
@@ -254,6 +255,7 @@ def psnr_8bit(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_int8_paints_within_its_bounds_or_in_fp32_and_says_so(caplog):
+    caplog.set_level(logging.WARNING, logger="streamstyle")  # whatever level a CLI test run in this process left
     content = photo_batch()
     ran_int8 = []
     for style in (*KEPT_IN_INT8, NOT_KEPT_IN_INT8):
@@ -284,6 +286,7 @@ def test_int8_runs_a_batch_in_fp32_when_one_of_its_styles_needs_it():
 
 
 def test_magenta_has_no_int8_calibration_and_runs_in_fp32(caplog):
+    caplog.set_level(logging.WARNING, logger="streamstyle")
     content = photo_batch()
     expected = Stylizer(str(STARRY), device="cpu", backend="torch").stylize_tensor(content)
     painted = Stylizer(str(STARRY), device="cpu", precision="int8").stylize_tensor(content)
