@@ -66,7 +66,7 @@ def calibration_inputs(spec: GraphSpec) -> list[dict[str, np.ndarray]]:
 
 
 def quantized_graph(graph: Path, spec: GraphSpec, cache: Path) -> Path:
-    """The int8 OpenVINO IR of an ONNX graph, calibrated once (about 40 s on 2 cores) and kept in `cache`."""
+    """The int8 OpenVINO IR of an ONNX graph, calibrated once (about 6 s on 2 cores) and kept in `cache`."""
     xml = cache / f"{graph.stem}-int8-v{QUANTIZE_VERSION}.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
