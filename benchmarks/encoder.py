@@ -21,6 +21,7 @@ import numpy as np
 
 from streamstyle import EncoderSettings, SizeSettings, Stylizer
 from streamstyle.core.frames import Frame
+from streamstyle.engines.quantize import psnr
 from streamstyle.io.media import encodable_picture, read_frames
 from streamstyle.processing.stages import stylize_stage
 
@@ -52,15 +53,14 @@ def encode(frames: list[Frame], encoder: EncoderSettings) -> tuple[float, float,
     return time.perf_counter() - wall, time.process_time() - cpu, buffer.getvalue()
 
 
-def psnr(video: bytes, frames: list[Frame]) -> float:
+def median_psnr(video: bytes, frames: list[Frame]) -> float:
     """Median PSNR of the decoded video against the pictures as the sink scaled them (before x264)."""
     height, width = frames[0].shape
     values = []
     with av.open(io.BytesIO(video)) as container:
         for decoded, frame in zip(container.decode(video=0), frames, strict=True):
             given = encodable_picture(frame.image, (height, width), "yuv420p", None, 1).to_ndarray(format="rgb24")
-            error = np.mean((decoded.to_ndarray(format="rgb24").astype(np.float32) - given) ** 2)
-            values.append(10 * np.log10(255**2 / max(float(error), 1e-10)))
+            values.append(psnr(decoded.to_ndarray(format="rgb24").astype(np.float32), given.astype(np.float32)))
     return statistics.median(values)
 
 
@@ -84,7 +84,7 @@ def main() -> None:
             cpu = statistics.median(run[1] for run in runs) / len(frames) * 1000
             video = runs[0][2]
             print(f"{preset:10s} {threads or 'auto':>7} {wall:14.1f} {cpu:13.1f} "
-                  f"{len(video) * 8 / seconds / 1000:8.0f} {psnr(video, frames):6.2f}")  # fmt: skip
+                  f"{len(video) * 8 / seconds / 1000:8.0f} {median_psnr(video, frames):6.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
