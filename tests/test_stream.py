@@ -31,6 +31,40 @@ OPTIONS = ("--style", "7", "--max-size", str(MAX_SIZE), "--temporal", "off", "--
 PUBLISHING_S = 3600.0  # longer than any test here, which ends its publishers itself
 
 
+CLOCK_JUMP_S = 1.0  # a step in one track's stamps this large is a change of clock, not a late frame
+ONE_CLOCK_WITHIN_S = 120.0  # RTCP sender reports come every few seconds: both tracks are on them long before
+
+
+Sound = tuple[float, float, float]  # the time, length and peak of one sound frame
+
+
+def read_on_one_clock(container: av.container.InputContainer, seconds: float) -> tuple[list[float], list[Sound]]:
+    """`seconds` of pictures and the sound read with them, both stamped on the sender's clock.
+
+    FFmpeg's RTSP reader stamps each track from its own first packet until that track's first RTCP sender report,
+    then restamps it on the sender's wallclock: one track can be on each clock for a while. Every such jump starts
+    the reading over, and it ends only once the sound falls among the pictures, so both tracks share one clock."""
+    pictures: list[float] = []
+    sound: list[Sound] = []
+    deadline = time.monotonic() + ONE_CLOCK_WITHIN_S
+    for packet in container.demux():
+        before = latest_stamps(pictures, sound)
+        sort_decoded(packet, pictures, sound)
+        after = latest_stamps(pictures, sound)
+        if any(then is not None and abs(now - then) > CLOCK_JUMP_S for then, now in zip(before, after, strict=True)):
+            pictures.clear()
+            sound.clear()
+        heard_among_them = any(pictures[0] <= at < pictures[-1] for at, *_ in sound) if pictures else False
+        if heard_among_them and pictures[-1] - pictures[0] >= seconds:
+            return pictures, sound
+        assert time.monotonic() < deadline, f"no {seconds} s of pictures with sound on one clock: {pictures[-5:]}, {sound[-5:]}"
+    raise AssertionError(f"the stream ended before {seconds} s of pictures with sound on one clock")
+
+
+def latest_stamps(pictures: list[float], sound: list[Sound]) -> tuple[float | None, float | None]:
+    return (pictures[-1] if pictures else None), (sound[-1][0] if sound else None)
+
+
 class Picture(NamedTuple):
     arrival: float  # time.monotonic() when it was read
     session: int  # which connection of the reader it came on
@@ -194,11 +228,8 @@ def test_restream_carries_the_inputs_audio_from_rtsp_to_rtsp(tmp_path):
         with av.open(relay.read_url("out"), options=READER_OPTIONS, timeout=(STARTUP_S, 10)) as container:
             # The relay's av path takes exactly H.264 then AAC: a publisher without the audio is refused.
             assert [stream.codec_context.name for stream in container.streams] == ["h264", "aac"]
-            pictures, sound = [], []  # the time of each picture; the time, length and peak of each sound frame
-            for packet in container.demux():
-                sort_decoded(packet, pictures, sound)
-                if pictures and pictures[-1] - pictures[0] >= 4:
-                    break  # four seconds of pictures, however many the model made in them
+            pictures, sound = read_on_one_clock(container, seconds=4)
+        assert app.stop() == 0, app.log
         assert app.stop() == 0, app.log
     # They came with as much of the publisher's tone. The app sends the sound that came with a picture after it, so
     # some may arrive as late as the next picture: the longest gap between two pictures is the tolerance.
