@@ -57,7 +57,7 @@ def read_on_one_clock(container: av.container.InputContainer, seconds: float) ->
         heard_among_them = any(pictures[0] <= at < pictures[-1] for at, *_ in sound) if pictures else False
         if heard_among_them and pictures[-1] - pictures[0] >= seconds:
             return pictures, sound
-        assert time.monotonic() < deadline, f"no {seconds} s of pictures with sound on one clock: {pictures[-5:]}, {sound[-5:]}"
+        assert time.monotonic() < deadline, f"no {seconds} s with sound on one clock: {pictures[-5:]}, {sound[-5:]}"
     raise AssertionError(f"the stream ended before {seconds} s of pictures with sound on one clock")
 
 
