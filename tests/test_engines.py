@@ -254,6 +254,7 @@ def test_int8_paints_within_its_bounds_or_in_fp32_and_says_so(caplog):
         assert int8.runtime.describe() == "openvino cpu int8"
         painted = int8.stylize_tensor(content)
         in_fp32 = "int8 changes this style too much" in caplog.text
+        assert int8.describe() == "openvino cpu int8" + (" (ran in fp32)" if in_fp32 else "")
         # Whichever it ran, the picture is what the user was promised: int8 within 35 dB and SSIM 0.98 of torch
         # fp32 on real photos, or fp32 itself.
         if in_fp32:
@@ -265,6 +266,23 @@ def test_int8_paints_within_its_bounds_or_in_fp32_and_says_so(caplog):
             ran_int8.append(style)
     assert NOT_KEPT_IN_INT8 not in ran_int8
     assert ran_int8, "int8 kept none of the styles it keeps on AVX2 CPUs"
+
+
+def test_a_styles_int8_verdict_is_kept_beside_the_graph_for_later_runs(tmp_path):
+    style = KEPT_IN_INT8[0]
+    first = Stylizer(style, device="cpu", precision="int8")
+    first.stylize_tensor(photo_batch())
+    verdicts_path = first.model.network.verdicts_path
+    measured = verdicts_path.read_text()
+    # Were the verdicts on file not read, the next run would check the style again and find what it found here.
+    try:
+        verdicts_path.write_text(json.dumps({key: [20.0, 0.5] for key in json.loads(measured)}))
+        result = run_cli("image", PHOTOS[0], tmp_path / "out.png", "--style", style, "--precision", "int8")
+    finally:
+        verdicts_path.write_text(measured)
+    assert result.returncode == 0, result.stderr
+    assert "PSNR 20.0 dB, SSIM 0.500 against fp32" in result.stderr
+    assert "openvino cpu int8 (ran in fp32)" in result.stderr  # the summary line
 
 
 def test_int8_runs_a_batch_in_fp32_when_one_of_its_styles_needs_it():
@@ -279,7 +297,9 @@ def test_magenta_has_no_int8_calibration_and_runs_in_fp32(caplog):
     caplog.set_level(logging.WARNING, logger="streamstyle")
     content = photo_batch()
     expected = Stylizer(str(STARRY), device="cpu", backend="torch").stylize_tensor(content)
-    painted = Stylizer(str(STARRY), device="cpu", precision="int8").stylize_tensor(content)
+    int8 = Stylizer(str(STARRY), device="cpu", precision="int8")
+    painted = int8.stylize_tensor(content)
+    assert int8.describe() == "openvino cpu int8 (ran in fp32)"
     assert "int8 is calibrated for the built-in styles and trained networks, not for magenta" in caplog.text
     assert (painted - expected).abs().max().item() < WITHIN
 
@@ -331,5 +351,8 @@ def test_bench_runs_every_engine_that_runs_here(tmp_path):
     assert result.returncode == 0, result.stderr
     measured = json.loads(out.read_text())["engines"]
     expected = [f"{backend} cpu {precision}" for backend, precision in engines_here("cpu")]
-    assert [entry["runtime"].replace(" channels_last", "") for entry in measured] == expected
+    runtimes = [entry["runtime"].replace(" channels_last", "") for entry in measured]
+    # int8 may run the bench's style in fp32 (whether it keeps the style depends on the CPU), and then says so.
+    assert [runtime.removesuffix(" (ran in fp32)") for runtime in runtimes] == expected
+    assert all(runtime == "openvino cpu int8 (ran in fp32)" for runtime in runtimes if "ran in" in runtime), runtimes
     assert all(entry["rows"][0]["model_ms"] > 0 and entry["rows"][0]["frames"] == 4 for entry in measured)

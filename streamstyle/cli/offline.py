@@ -59,21 +59,20 @@ def bench(sizes: str, style: str, frames: int, runs: int, temporal: str, json_pa
 
 def _bench_one(stylizer, names: list[str], frames: int, runs: int, temporal: str, run_bench) -> dict:
     """One engine's table, printed, and its results for the JSON file."""
-    table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.runtime.describe()}, "
-                        f"--temporal {temporal}")  # fmt: skip
-    for column in ("size", "model ms/frame", "model fps", "end-to-end fps", "end-to-end / model"):
-        table.add_column(column, justify="right")
-
     def on_row(row) -> None:
         console.print(f"{row.size}: model {row.model_ms:.0f} ms/frame, end to end {row.end_to_end_fps:.2f} fps")
 
     rows = run_bench(stylizer, names, frames, runs, temporal=TemporalSettings(temporal), on_row=on_row)
+    # Titled after the run, which is when an engine's precisions are known.
+    table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.describe()}, --temporal {temporal}")
+    for column in ("size", "model ms/frame", "model fps", "end-to-end fps", "end-to-end / model"):
+        table.add_column(column, justify="right")
     for row in rows:
         table.add_row(f"{row.size} ({row.width}x{row.height})", f"{row.model_ms:.1f}", f"{row.model_fps:.2f}",
                       f"{row.end_to_end_fps:.2f}", f"{row.share_of_model:.2f}")  # fmt: skip
     Console().print(table)
     return {
-        "model": stylizer.model.name, "style": stylizer.style.label, "runtime": stylizer.runtime.describe(),
+        "model": stylizer.model.name, "style": stylizer.style.label, "runtime": stylizer.describe(),
         "temporal": temporal, "rows": [dataclasses.asdict(row) | {"end_to_end_over_model": round(row.share_of_model, 3)}
                                        for row in rows],
     }  # fmt: skip

@@ -23,6 +23,9 @@ class GraphEngine:
 
     def __init__(self, spec: GraphSpec) -> None:
         self.spec = spec
+        # The precision of the last batch, for an engine that picks one per batch (int8 runs in fp32 the styles it
+        # would change too much).
+        self.ran_in: str | None = None
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         arrays = {tensor.name: value.detach().float().cpu().contiguous().numpy()

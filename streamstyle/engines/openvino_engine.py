@@ -59,8 +59,8 @@ class OpenVinoEngine(GraphEngine):
         if precision == "int8":
             quantized = quantized_graph(graph, spec, cache)
             self.models["int8"] = self.core.read_model(quantized)
-            self._verdicts_path = quantized.with_suffix(".verdicts.json")
-            self._verdicts = load_verdicts(self._verdicts_path)
+            self.verdicts_path = quantized.with_suffix(".verdicts.json")
+            self._verdicts = load_verdicts(self.verdicts_path)
             self._said: set[str] = set()
         self.precision = precision
         self._requests: OrderedDict[tuple[str, Shapes], ov.InferRequest] = OrderedDict()
@@ -69,6 +69,7 @@ class OpenVinoEngine(GraphEngine):
         precision = self.precision
         if precision == "int8" and not all(self._int8_keeps(style) for style in self._styles(arrays)):
             precision = "fp32"
+        self.ran_in = precision
         return self._infer(precision, arrays)
 
     def _infer(self, precision: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -104,7 +105,7 @@ class OpenVinoEngine(GraphEngine):
                 arrays = {"content": picture[None], **style}
                 errors.append(int8_error(self._infer("int8", arrays), self._infer("fp32", arrays)))
             self._verdicts[key] = [min(error[0] for error in errors), min(error[1] for error in errors)]
-            save_verdicts(self._verdicts_path, self._verdicts)
+            save_verdicts(self.verdicts_path, self._verdicts)
         least_psnr, least_ssim = self._verdicts[key]
         keeps = least_psnr >= LEAST_PSNR and least_ssim >= LEAST_SSIM
         if not keeps and key not in self._said:

@@ -11,7 +11,7 @@ import torch
 
 from streamstyle.core.errors import InputError, StyleSpecError
 from streamstyle.core.settings import STRENGTH
-from streamstyle.engines.base import Engine
+from streamstyle.engines.base import Engine, GraphEngine
 from streamstyle.io.images import read_image
 from streamstyle.models import weights
 from streamstyle.models.checkpoints import load_checkpoint
@@ -255,6 +255,15 @@ class Stylizer:
 
     def content_reference(self, content: torch.Tensor) -> torch.Tensor | None:
         return self.model.content_reference(content, self.strength)
+
+    def describe(self) -> str:
+        """The runtime, and the precision the style network last ran in where its engine chose another than asked
+        (int8 runs in fp32 the styles it would change too much)."""
+        network = self.model.network
+        ran_in = network.ran_in if isinstance(network, GraphEngine) else None
+        if ran_in not in (None, self.runtime.precision):
+            return f"{self.runtime.describe()} (ran in {ran_in})"
+        return self.runtime.describe()
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         single = frames.ndim == 3
