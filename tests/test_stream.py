@@ -19,7 +19,7 @@ from streamstyle.io.images import read_image
 from .conftest import SAMPLES, STARTUP_S, run_cli, wait_for_count, wait_until
 from .media import difference, live_model_output, sort_decoded
 from .restreamer import Restreamer
-from .rtsp.server import READER_OPTIONS, Publisher, RtspRelay, relay_unavailable
+from .rtsp.server import OPEN_S, READER_OPTIONS, Publisher, RtspRelay, relay_unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.network,
               pytest.mark.skipif(relay_unavailable() is not None, reason=str(relay_unavailable()))]  # fmt: skip
@@ -84,7 +84,7 @@ class Reader:
     def _run(self) -> None:
         for session in itertools.count():
             try:
-                with av.open(self.url, options=READER_OPTIONS, timeout=(5.0, 3.0)) as container:
+                with av.open(self.url, options=READER_OPTIONS, timeout=(OPEN_S, 3.0)) as container:
                     for frame in container.decode(video=0):
                         image = frame.to_ndarray(format="rgb24")
                         self.pictures.append(Picture(time.monotonic(), session, frame.key_frame, image))

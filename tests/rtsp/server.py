@@ -29,6 +29,9 @@ RELAY_SCRIPT = Path(__file__).with_name("relay.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 # Low-delay reader options: without nobuffer/low_delay the first frames arrive in a burst about 1 s late.
 READER_OPTIONS = {"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay"}
+# Opening a reader waits for the relay to have the first frames of every track, then probes until a keyframe:
+# 3-4 s on an idle machine (measured), and a keyframe may be seconds apart when a busy machine publishes slowly.
+OPEN_S = 30.0
 _PROBE = (
     "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
     "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
@@ -232,9 +235,8 @@ class Publisher:
         self.kill()
 
 
-def iter_stamps(url: str, open_s: float = 30.0, read_s: float = 3.0, limit_s: float = 60.0) -> Iterator[int]:
-    """Barcode index of each frame read from `url`, until EOF (publisher or relay gone) or `limit_s` s. Setting the
-    session up and probing the stream take seconds on a busy machine: `open_s` allows for that."""
+def iter_stamps(url: str, open_s: float = OPEN_S, read_s: float = 3.0, limit_s: float = 60.0) -> Iterator[int]:
+    """Barcode index of each frame read from `url`, until EOF (publisher or relay gone) or `limit_s` s."""
     deadline = time.monotonic() + limit_s
     with av.open(url, options=READER_OPTIONS, timeout=(open_s, read_s)) as container:
         for frame in container.decode(video=0):
@@ -243,7 +245,7 @@ def iter_stamps(url: str, open_s: float = 30.0, read_s: float = 3.0, limit_s: fl
                 return
 
 
-def read_stamps(url: str, frames: int, open_s: float = 30.0, read_s: float = 3.0, limit_s: float = 60.0) -> list[int]:
+def read_stamps(url: str, frames: int, open_s: float = OPEN_S, read_s: float = 3.0, limit_s: float = 60.0) -> list[int]:
     """Barcode indices of up to `frames` frames read from `url` (fewer on EOF or after `limit_s` s)."""
     with contextlib.closing(iter_stamps(url, open_s, read_s, limit_s)) as stamps:
         return list(itertools.islice(stamps, frames))
