@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: venv system-deps demo test test-quick bench docs clean
+.PHONY: venv web system-deps demo test test-quick bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -12,6 +12,23 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# The web page's runtime: onnxruntime-web from the npm registry, pinned by web/package-lock.json, its files copied
+# beside the page so that the page never loads it from elsewhere.
+WEB_VENDOR := streamstyle/apps/web/page/vendor
+ORT_DIST := web/node_modules/onnxruntime-web/dist
+ORT_FILES := ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm ort.webgpu.min.mjs \
+	ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm
+
+web: $(WEB_VENDOR)/.installed
+
+$(WEB_VENDOR)/.installed: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "make web: npm not found; install Node.js (Debian: apt-get install npm)" >&2; exit 1; }
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp $(addprefix $(ORT_DIST)/,$(ORT_FILES)) $(WEB_VENDOR)/
+	cp web/node_modules/onnxruntime-web/package.json $(WEB_VENDOR)/onnxruntime-web.package.json
 	touch $@
 
 demo: venv
@@ -23,9 +40,10 @@ demo: venv
 	@echo "wrote $(OUT)/bunny_hokusai.mp4 $(OUT)/chelsea_starry.png $(OUT)/astronaut_style7.jpg $(OUT)/styles_sheet.png"
 
 # Debian packages the tests need: a virtual X server and xdotool for the webcam window, GStreamer's RTSP server
-# (run by Debian's python3) for the restreaming tests. Installed only when missing.
+# (run by Debian's python3) for the restreaming tests, Chromium and its WebDriver for the web page's tests.
+# Installed only when missing.
 APT_PACKAGES := xvfb xdotool python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-deps:
@@ -36,7 +54,7 @@ system-deps:
 # it is beside the clone), mypy, then the suite.
 CYCLES := ../shared/tools/import_cycles.py
 
-test: venv system-deps
+test: venv web system-deps
 	$(BIN)/ruff check streamstyle tests benchmarks scripts
 	$(BIN)/lint-imports
 	@if [ -f $(CYCLES) ]; then $(PYTHON) $(CYCLES) streamstyle; fi
@@ -44,7 +62,7 @@ test: venv system-deps
 	$(BIN)/python -m pytest -q
 
 # The quick loop while developing: no slow, display, network or training tests.
-test-quick: venv
+test-quick: venv web
 	$(BIN)/ruff check streamstyle tests benchmarks scripts
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow"

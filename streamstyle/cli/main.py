@@ -11,7 +11,7 @@ import threading
 import click
 
 from streamstyle import __version__
-from streamstyle.cli import jobs, offline, stills
+from streamstyle.cli import jobs, offline, stills, web
 from streamstyle.core.errors import StreamstyleError
 
 
@@ -65,7 +65,7 @@ def cli() -> None:
 
 
 for command in (stills.image, jobs.file, jobs.webcam, jobs.stream, jobs.run, offline.bench, offline.train,
-                offline.eval_temporal, offline.export, stills.styles, stills.models):  # fmt: skip
+                offline.eval_temporal, offline.export, web.serve, web.export_web, stills.styles, stills.models):  # fmt: skip
     cli.add_command(command)
 
 

@@ -31,3 +31,7 @@ class DisplayError(StreamstyleError):
 
 class ConfigError(StreamstyleError):
     """A pipeline file or command-line setting has an unknown key or a wrong value."""
+
+
+class ServerError(StreamstyleError):
+    """A server cannot start where it was asked to listen."""

@@ -20,7 +20,7 @@ from streamstyle.models.checkpoints import load_checkpoint
 from streamstyle.models.registry import MODELS
 from streamstyle.processing.runtime import resolve_runtime
 from streamstyle.processing.styles import BUILTIN_STYLE_LOOKS
-from streamstyle.processing.stylizer import MagentaModel, StyleModel, load_style_model
+from streamstyle.processing.stylizer import style_networks
 
 FORMATS = ("onnx", "openvino")
 MANIFEST_NAME = "manifest.json"
@@ -68,15 +68,6 @@ CONDITIONING = {
     "trained": "no style input: the network was trained for one painting. Less style (strength s < 1): "
     "output * s + content * (1 - s).",
 }
-
-
-def style_networks(model: str) -> tuple[StyleModel, list[nn.Module]]:
-    """The model and its networks as plain fp32 modules on the CPU, in the order they run."""
-    loaded = load_style_model(model, resolve_runtime("cpu", "fp32", channels_last=False, backend="torch"))
-    engines = [loaded.predictor, loaded.network] if isinstance(loaded, MagentaModel) else [loaded.network]
-    networks = [engine for engine in engines if isinstance(engine, nn.Module)]
-    assert len(networks) == len(engines), "a torch runtime runs the modules themselves"
-    return loaded, networks
 
 
 def _describe(model: str) -> dict[str, object]:

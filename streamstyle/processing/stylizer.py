@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from streamstyle.core.errors import InputError, StyleSpecError
 from streamstyle.core.settings import STRENGTH
@@ -206,6 +207,15 @@ def load_style_model(name: str, runtime: Runtime) -> StyleModel:
         available = ", ".join(STYLE_MODELS)
         raise StyleSpecError(f"unknown model {name!r}; use {available} or a .pt file from streamstyle train")
     return STYLE_MODELS[name](runtime)
+
+
+def style_networks(model: str) -> tuple[StyleModel, list[nn.Module]]:
+    """The model and its networks as plain fp32 modules on the CPU, in the order they run."""
+    loaded = load_style_model(model, resolve_runtime("cpu", "fp32", channels_last=False, backend="torch"))
+    engines = [loaded.predictor, loaded.network] if isinstance(loaded, MagentaModel) else [loaded.network]
+    networks = [engine for engine in engines if isinstance(engine, nn.Module)]
+    assert len(networks) == len(engines), "a torch runtime runs the modules themselves"
+    return loaded, networks
 
 
 @functools.cache

@@ -1,0 +1,265 @@
+// The page: a photo or the webcam in, a built-in style or paintings chosen, the result shown beside the original.
+// Everything it does goes through streamstyle.js, the module other pages can use too.
+import { StreamstyleError, live, pixelsOf, ready, stylize } from './streamstyle.js';
+
+const $ = (id) => document.getElementById(id);
+const DECODING = { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
+const RECORDING_TYPES = ['video/webm;codecs=vp9', 'video/webm;codecs=vp8', 'video/webm'];
+
+const state = {
+  photo: null, // ImageBitmap
+  builtin: 7,
+  paintings: [], // ImageBitmaps: one painting, or two mixed
+  camera: null, // MediaStream
+  session: null, // live()'s session while the webcam runs
+  recorder: null,
+  rendering: false,
+  again: false,
+};
+
+function say(text) {
+  $('message').textContent = text;
+  $('message').hidden = !text;
+}
+
+function showError(error) {
+  say(error instanceof StreamstyleError ? error.message : `something went wrong: ${error.message || error}`);
+  $('status').textContent = 'ready';
+}
+
+function options() {
+  const strength = Number($('strength').value);
+  const maxSize = Number($('size').value);
+  if (!state.paintings.length) return { style: state.builtin, strength, maxSize };
+  if (state.paintings.length === 1) return { style: state.paintings[0], strength, maxSize };
+  const mix = Number($('mix').value);
+  return { style: [[state.paintings[0], 1 - mix], [state.paintings[1], mix]], strength, maxSize };
+}
+
+async function decode(file) {
+  if (!file.type.startsWith('image/')) {
+    throw new StreamstyleError(
+      `${file.name} is not an image (${file.type || 'unknown type'}): use a photo or a painting, e.g. PNG, JPEG or WebP`);
+  }
+  try {
+    return await createImageBitmap(file, DECODING);
+  } catch {
+    throw new StreamstyleError(`${file.name} could not be read as an image: is it damaged?`);
+  }
+}
+
+function draw(canvas, image) {
+  canvas.width = image.width;
+  canvas.height = image.height;
+  canvas.getContext('2d').putImageData(image, 0, 0);
+}
+
+function offerDownload() {
+  $('result').toBlob((blob) => {
+    const link = $('download');
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(blob);
+    link.hidden = false;
+  }, 'image/png');
+}
+
+/** Stylize the photo with what is chosen now; a change made meanwhile runs once more after. */
+async function render() {
+  if (state.session) {
+    state.session.set(options());
+    return;
+  }
+  if (!state.photo) return;
+  if (state.rendering) {
+    state.again = true;
+    return;
+  }
+  state.rendering = true;
+  try {
+    do {
+      state.again = false;
+      const chosen = options();
+      $('status').textContent = 'painting…';
+      draw($('original'), await pixelsOf(state.photo, chosen.maxSize));
+      const started = performance.now();
+      const image = await stylize(state.photo, chosen);
+      draw($('result'), image);
+      $('result').dataset.renders = String(Number($('result').dataset.renders || 0) + 1);
+      $('status').textContent = `painted ${image.width}x${image.height} in ${Math.round(performance.now() - started)} ms`;
+      say('');
+      offerDownload();
+    } while (state.again);
+  } catch (error) {
+    showError(error);
+  } finally {
+    state.rendering = false;
+  }
+}
+
+async function takePhoto(file) {
+  state.photo = await decode(file);
+  await render();
+}
+
+async function takePainting(file, second) {
+  const painting = await decode(file);
+  state.paintings = second && state.paintings.length ? [state.paintings[0], painting] : [painting];
+  const shown = $('paintings');
+  shown.replaceChildren();
+  for (const each of state.paintings) {
+    const canvas = document.createElement('canvas');
+    canvas.width = each.width;
+    canvas.height = each.height;
+    canvas.getContext('2d').drawImage(each, 0, 0);
+    const image = document.createElement('img');
+    image.src = canvas.toDataURL('image/jpeg');
+    shown.append(image);
+  }
+  $('mix-label').hidden = state.paintings.length < 2;
+  selectBuiltin(null);
+  await render();
+}
+
+function selectBuiltin(index) {
+  for (const button of $('styles').children) {
+    button.setAttribute('aria-selected', String(Number(button.dataset.style) === index));
+  }
+  if (index === null) return;
+  state.builtin = index;
+  state.paintings = [];
+  $('paintings').replaceChildren();
+  $('mix-label').hidden = true;
+}
+
+function showStyles(styles) {
+  for (const style of styles) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.dataset.style = String(style.index);
+    button.title = `${style.index}: ${style.look}`;
+    const image = document.createElement('img');
+    image.src = style.thumbnail;
+    image.alt = `style ${style.index}: ${style.look}`;
+    button.append(image);
+    button.addEventListener('click', () => {
+      selectBuiltin(style.index);
+      render();
+    });
+    $('styles').append(button);
+  }
+  selectBuiltin(state.builtin);
+}
+
+async function startWebcam() {
+  try {
+    state.camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 } }, audio: false });
+  } catch (error) {
+    say(`The camera could not be opened (${error.name}${error.message ? `: ${error.message}` : ''}). Photos still work.`);
+    return;
+  }
+  const video = $('camera');
+  video.srcObject = state.camera;
+  video.hidden = false;
+  $('original').hidden = true;
+  await video.play();
+  $('webcam-start').disabled = true;
+  $('webcam-stop').disabled = false;
+  $('record').disabled = false;
+  say('');
+  state.session = live(video, $('result'), {
+    ...options(),
+    onFrame: (session) => {
+      $('fps').textContent = `${session.fps.toFixed(1)} fps`;
+      $('result').dataset.frames = String(session.frames);
+    },
+  });
+  state.session.done.catch(showError).finally(stopWebcam);
+}
+
+function stopWebcam() {
+  state.session?.stop();
+  state.session = null;
+  if (state.recorder?.state === 'recording') state.recorder.stop();
+  for (const track of state.camera?.getTracks() ?? []) track.stop();
+  state.camera = null;
+  $('camera').hidden = true;
+  $('original').hidden = false;
+  $('webcam-start').disabled = false;
+  $('webcam-stop').disabled = true;
+  $('record').disabled = true;
+  $('record').textContent = 'Record';
+  $('fps').textContent = '';
+}
+
+function toggleRecording() {
+  if (state.recorder?.state === 'recording') {
+    state.recorder.stop();
+    return;
+  }
+  const mimeType = RECORDING_TYPES.find((type) => MediaRecorder.isTypeSupported(type));
+  const chunks = [];
+  state.recorder = new MediaRecorder($('result').captureStream(), mimeType ? { mimeType } : {});
+  state.recorder.ondataavailable = (event) => chunks.push(event.data);
+  state.recorder.onstop = () => {
+    const link = $('recording');
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob(chunks, { type: 'video/webm' }));
+    link.hidden = false;
+    $('record').textContent = 'Record';
+  };
+  state.recorder.start(1000);
+  $('record').textContent = 'Stop recording';
+}
+
+function acceptDrops(zone, take) {
+  zone.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('over');
+    const files = [...(event.dataTransfer?.files ?? [])];
+    if (!files.length) {
+      say('Nothing to use was dropped: drop an image file.');
+      return;
+    }
+    files.slice(0, 2).reduce((previous, file, index) => previous.then(() => take(file, index > 0)), Promise.resolve())
+      .catch(showError);
+  });
+}
+
+function fromPicker(input, take) {
+  input.addEventListener('change', () => {
+    if (input.files.length) take(input.files[0]).catch(showError);
+    input.value = ''; // the same file picked again is a change too
+  });
+}
+
+async function start() {
+  // A file dropped outside the drop zones would make the browser leave the page for it.
+  window.addEventListener('dragover', (event) => event.preventDefault());
+  window.addEventListener('drop', (event) => event.preventDefault());
+  acceptDrops($('photo-drop'), (file) => takePhoto(file));
+  acceptDrops($('painting-drop'), (file, second) => takePainting(file, second || state.paintings.length > 0));
+  fromPicker($('photo-input'), takePhoto);
+  fromPicker($('painting-input'), (file) => takePainting(file, false));
+  fromPicker($('painting2-input'), (file) => takePainting(file, true));
+  for (const control of ['strength', 'mix', 'size']) $(control).addEventListener('change', render);
+  $('webcam-start').addEventListener('click', () => startWebcam().catch(showError));
+  $('webcam-stop').addEventListener('click', stopWebcam);
+  $('record').addEventListener('click', toggleRecording);
+  try {
+    const { engine, threads, styles } = await ready();
+    $('engine').textContent = engine === 'wasm' ? `WASM (SIMD, ${threads} thread${threads > 1 ? 's' : ''})` : 'WebGPU';
+    showStyles(styles);
+    $('status').textContent = 'ready';
+    document.body.dataset.ready = 'true';
+  } catch (error) {
+    $('engine').textContent = 'none';
+    showError(error);
+  }
+}
+
+start();

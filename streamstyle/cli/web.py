@@ -1,0 +1,53 @@
+"""The commands for the web page: `serve` and `export-web`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from streamstyle.cli.progress import configure_logging, console
+
+if TYPE_CHECKING:
+    from streamstyle.apps.web.server import Address
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on. Any other than loopback needs a token (--token, or one made up).")  # fmt: skip
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True,
+              help="The port to listen on; 0 picks a free one.")  # fmt: skip
+@click.option("--token", envvar="STREAMSTYLE_TOKEN", help="A secret visitors bring in the URL (?token=...); "
+              "off loopback one is made up when none is given. Also read from STREAMSTYLE_TOKEN.")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="Print only the URL and errors.")
+def serve(host: str, port: int, token: str | None, quiet: bool) -> None:
+    """Serve the web page that stylizes photos and the webcam in the browser: the networks run on the visitor's
+    machine (WebGPU or WASM), nothing is uploaded. The first start exports the networks and paints the style
+    thumbnails, once. Stop with Ctrl-C."""
+    from streamstyle.apps.web.server import serve as serve_page
+
+    configure_logging(quiet)
+
+    def announce(address: Address) -> None:
+        click.echo(f"serving the page at {address.url}")
+        if not quiet:
+            console.print("stop with Ctrl-C")
+
+    serve_page(host, port, token, on_ready=announce)
+
+
+@click.command("export-web")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace the page's files in a folder that is not empty.")
+@click.option("--quiet", is_flag=True, help="Print only errors.")
+def export_web(folder: Path, overwrite: bool, quiet: bool) -> None:
+    """Write the web page into FOLDER as static files any web host can serve: the page, onnxruntime-web, the
+    networks as ONNX and the style thumbnails. HOSTING.md in it says which headers the host should send."""
+    from streamstyle.apps.web.site import export_site
+
+    configure_logging(quiet)
+    export_site(folder, overwrite)
+    if not quiet:
+        size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+        console.print(f"wrote the page into {folder} ({size / 1e6:.1f} MB); see {folder / 'HOSTING.md'}")

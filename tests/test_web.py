@@ -1,0 +1,227 @@
+"""The web page in a real browser: headless Chromium from Debian, driven by Selenium, against `streamstyle serve`
+started by the tests; its fake camera plays a sample clip converted to y4m."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import io
+import re
+import threading
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+import av
+import numpy as np
+import pytest
+from selenium.webdriver.common.by import By
+
+from streamstyle.engines.quantize import psnr
+from streamstyle.io.images import read_image
+from streamstyle.processing.stylizer import Stylizer
+
+from .conftest import SAMPLES, run_cli, wait_for_count, wait_until
+from .web.browser import (
+    PageServer,
+    chromium,
+    chromium_unavailable,
+    open_page,
+    requested_urls,
+    stylize_in_page,
+    write_y4m,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.network,
+    pytest.mark.browser,
+    pytest.mark.skipif(chromium_unavailable() is not None, reason=str(chromium_unavailable())),
+]
+
+PHOTO = SAMPLES / "photos" / "skimage_chelsea.png"  # 451 px wide: the networks see it padded by reflection
+HOKUSAI = SAMPLES / "paintings" / "hokusai_great_wave.png"
+KANDINSKY = SAMPLES / "paintings" / "kandinsky_composition_viii.png"
+PARITY_DB = 35.0
+PAGE_WAIT_S = 240.0  # a bound for a hang; the page's runs take seconds, more on a busy machine
+
+
+@pytest.fixture(scope="module")
+def server():
+    with PageServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    camera = write_y4m(SAMPLES / "clips" / "bikes.mp4", tmp_path_factory.mktemp("camera") / "bikes.y4m")
+    with chromium(fake_camera=camera) as driver:
+        yield driver
+
+
+@pytest.fixture
+def page(browser, server):
+    open_page(browser, server.url)
+    return browser
+
+
+def python_output(style, strength: float = 1.0) -> np.ndarray:
+    """What the Python package makes of PHOTO, on the reference engine."""
+    stylizer = Stylizer(style, strength=strength, device="cpu", precision="fp32", backend="torch")
+    return stylizer(read_image(PHOTO))
+
+
+@pytest.mark.parametrize(
+    ("style", "python_style", "strength"),
+    [
+        (7, 7, 1.0),
+        ([[3, 0.5], [12, 0.5]], "3:0.5,12:0.5", 0.6),
+        (HOKUSAI, str(HOKUSAI), 1.0),
+        ([[HOKUSAI, 0.5], [KANDINSKY, 0.5]], f"{HOKUSAI}:0.5,{KANDINSKY}:0.5", 0.7),
+    ],
+    ids=["builtin", "builtin-blend", "painting", "painting-blend"],
+)
+def test_the_page_paints_as_the_python_package_does(page, style, python_style, strength):
+    painted, _ms = stylize_in_page(page, PHOTO, style, strength=strength)
+    expected = python_output(python_style, strength)
+    assert painted.shape == expected.shape
+    assert psnr(painted, expected) >= PARITY_DB
+
+
+def page_text(driver, element: str) -> str:
+    return driver.find_element(By.ID, element).text
+
+
+def counter(driver, element: str, name: str) -> int:
+    return int(driver.execute_script(f"return document.getElementById('{element}').dataset.{name} || 0"))
+
+
+def drop_file(driver, zone: str, name: str, content: str, kind: str) -> None:
+    """A file dropped on a drop zone, as the browser hands it to the page."""
+    driver.execute_script(
+        """const [zone, name, content, kind] = arguments;
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([content], name, { type: kind }));
+        document.getElementById(zone).dispatchEvent(
+          new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));""",
+        zone, name, content, kind,
+    )  # fmt: skip
+
+
+def test_a_text_file_dropped_is_refused_on_the_page_and_the_next_photo_works(page):
+    assert re.fullmatch(r"WASM \(SIMD, \d+ threads?\)|WebGPU", page_text(page, "engine"))
+    assert page.execute_script("return self.crossOriginIsolated")  # the server's headers: WASM may use threads
+    drop_file(page, "photo-drop", "notes.txt", "not a picture", "text/plain")
+    message = page.find_element(By.ID, "message")
+    wait_until(message.is_displayed, PAGE_WAIT_S, "the page to say what is wrong")
+    assert message.text.startswith("notes.txt is not an image (text/plain)")
+    page.find_element(By.ID, "photo-input").send_keys(str(PHOTO))
+    wait_until(lambda: counter(page, "result", "renders") >= 1, PAGE_WAIT_S, "the photo to be painted")
+    assert not message.is_displayed()
+    size = page.execute_script("const c = document.getElementById('result'); return [c.width, c.height]")
+    assert max(size) == 384  # the page's default size
+    assert page.find_element(By.ID, "download").get_attribute("href").startswith("blob:")
+    # Another style, then a painting: each paints again.
+    page.find_element(By.CSS_SELECTOR, "#styles button[data-style='3']").click()
+    wait_until(lambda: counter(page, "result", "renders") >= 2, PAGE_WAIT_S, "the new style")
+    page.find_element(By.ID, "painting-input").send_keys(str(HOKUSAI))
+    wait_until(lambda: counter(page, "result", "renders") >= 3, PAGE_WAIT_S, "the painting's style")
+    assert not message.is_displayed()
+
+
+# The canvas's pixels as RGB, and the page's own stylize() of the camera's current frame in each of two styles.
+LIVE_SNAPSHOT = """
+const [first, second, done] = arguments;
+(async () => {
+  const { stylize } = await import('/streamstyle.js');
+  const canvas = document.getElementById('result');
+  const shown = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+  const video = document.getElementById('camera');
+  const size = Math.max(canvas.width, canvas.height);
+  const painted = [];
+  for (const style of [first, second]) painted.push(await stylize(video, { style, maxSize: size }));
+  const rgb = (image) => Array.from(image.data.filter((_, i) => i % 4 !== 3));
+  return { shown: rgb(shown), first: rgb(painted[0]), second: rgb(painted[1]) };
+})().then(done, (error) => done({ error: String(error) }));
+"""
+
+
+def test_the_webcam_is_stylized_live_a_style_switch_changes_it_and_it_records(page):
+    frames = functools.partial(counter, page, "result", "frames")
+    page.find_element(By.ID, "webcam-start").click()
+    wait_for_count(frames, 3, "stylized camera frames")
+    assert re.fullmatch(r"\d+\.\d fps", page_text(page, "fps"))
+    assert float(page_text(page, "fps").split()[0]) > 0
+    page.find_element(By.CSS_SELECTOR, "#styles button[data-style='1']").click()
+    wait_for_count(frames, frames() + 2, "camera frames in the new style")
+    # What the page shows now is closer to the camera painted in the new style than in the old one.
+    snapshot = page.execute_async_script(LIVE_SNAPSHOT, 7, 1)
+    assert "error" not in snapshot, snapshot
+    shown, old, new = (np.array(snapshot[key], np.float32) for key in ("shown", "first", "second"))
+    assert np.abs(shown - new).mean() < np.abs(shown - old).mean()
+
+    page.find_element(By.ID, "record").click()
+    wait_for_count(frames, frames() + 5, "camera frames while recording")
+    page.find_element(By.ID, "record").click()
+    recording = page.find_element(By.ID, "recording")
+    wait_until(recording.is_displayed, PAGE_WAIT_S, "the recording to be offered")
+    webm = page.execute_async_script(
+        """const done = arguments[0];
+        fetch(document.getElementById('recording').href).then((r) => r.arrayBuffer()).then((buffer) => {
+          let text = ''; for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
+          done(btoa(text)); });"""
+    )  # fmt: skip
+    data = base64.b64decode(webm)
+    assert data[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a Matroska/WebM file
+    with av.open(io.BytesIO(data)) as container:
+        pictures = sum(1 for _ in container.decode(video=0))
+    assert pictures >= 1
+    page.find_element(By.ID, "webcam-stop").click()
+
+
+def test_a_refused_camera_is_said_on_the_page_and_photos_still_work(server):
+    with chromium(refuse_camera=True) as driver:
+        open_page(driver, server.url)
+        driver.find_element(By.ID, "webcam-start").click()
+        message = driver.find_element(By.ID, "message")
+        wait_until(message.is_displayed, PAGE_WAIT_S, "the page to say the camera was refused")
+        assert message.text.startswith("The camera could not be opened (NotAllowedError")
+        driver.find_element(By.ID, "photo-input").send_keys(str(PHOTO))
+        wait_until(lambda: counter(driver, "result", "renders") >= 1, PAGE_WAIT_S, "the photo to be painted")
+
+
+def test_the_page_loads_nothing_from_outside_this_server(page, server):
+    page.find_element(By.ID, "photo-input").send_keys(str(PHOTO))
+    wait_until(lambda: counter(page, "result", "renders") >= 1, PAGE_WAIT_S, "the photo to be painted")
+    page.find_element(By.ID, "painting-input").send_keys(str(KANDINSKY))
+    wait_until(lambda: counter(page, "result", "renders") >= 2, PAGE_WAIT_S, "the painting's style")
+    urls = requested_urls(page)
+    assert {"/", "/page.js", "/streamstyle.js", "/models/site.json"} <= {urlsplit(url).path for url in urls}, urls
+    outside = [url for url in urls if not url.startswith((server.origin, "data:", "blob:"))]
+    assert not outside
+
+
+class StaticFiles(http.server.SimpleHTTPRequestHandler):
+    """A plain static host: no special headers."""
+
+    extensions_map: ClassVar = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".wasm": "application/wasm"}  # fmt: skip
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def test_the_static_export_works_from_a_plain_static_host(tmp_path, browser):
+    folder = tmp_path / "site"
+    result = run_cli("export-web", folder)
+    assert result.returncode == 0, result.stderr
+    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(StaticFiles, directory=folder))
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    try:
+        open_page(browser, f"http://127.0.0.1:{host.server_address[1]}/")
+        # Without the isolation headers the engine runs on one thread, and still paints.
+        assert page_text(browser, "engine") == "WASM (SIMD, 1 thread)"
+        painted, _ms = stylize_in_page(browser, PHOTO, 7)
+        assert psnr(painted, python_output(7)) >= PARITY_DB
+    finally:
+        host.shutdown()

@@ -1,0 +1,1 @@
+"""The web page's server and a headless browser, for tests and benchmarks."""
