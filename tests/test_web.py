@@ -211,7 +211,7 @@ class StaticFiles(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_the_static_export_works_from_a_plain_static_host(tmp_path, browser):
+def test_the_static_export_works_from_a_plain_static_host_and_a_lost_network_is_said(tmp_path, browser):
     folder = tmp_path / "site"
     result = run_cli("export-web", folder)
     assert result.returncode == 0, result.stderr
@@ -223,5 +223,16 @@ def test_the_static_export_works_from_a_plain_static_host(tmp_path, browser):
         assert page_text(browser, "engine") == "WASM (SIMD, 1 thread)"
         painted, _ms = stylize_in_page(browser, PHOTO, 7)
         assert psnr(painted, python_output(7)) >= PARITY_DB
+        # A network that does not load (the host lost it) is said on the page, and the rest goes on working.
+        (folder / "models" / "magenta-predictor.onnx").unlink()
+        browser.find_element(By.ID, "photo-input").send_keys(str(PHOTO))
+        wait_until(lambda: counter(browser, "result", "renders") >= 1, PAGE_WAIT_S, "the photo to be painted")
+        browser.find_element(By.ID, "painting-input").send_keys(str(HOKUSAI))
+        message = browser.find_element(By.ID, "message")
+        wait_until(message.is_displayed, PAGE_WAIT_S, "the page to say the network did not load")
+        assert message.text.startswith("the magenta-predictor network did not load")
+        browser.find_element(By.CSS_SELECTOR, "#styles button[data-style='3']").click()
+        wait_until(lambda: counter(browser, "result", "renders") >= 2, PAGE_WAIT_S, "a built-in style after that")
+        assert not message.is_displayed()
     finally:
         host.shutdown()
