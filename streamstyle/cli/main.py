@@ -65,10 +65,10 @@ def cli() -> None:
 
 
 for command in (stills.image, jobs.file, jobs.webcam, jobs.stream, jobs.run, offline.bench, offline.train,
-                offline.eval_temporal, offline.export, web.serve, web.export_web, stills.styles, stills.models):  # fmt: skip
+                offline.eval_temporal, offline.export, web.serve, web.export_web, stills.styles,
+                stills.models):  # fmt: skip
     cli.add_command(command)
 
 
 def main() -> None:
     cli(prog_name="streamstyle")
-

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from streamstyle.cli.options import options_given, runtime_options
 from streamstyle.cli.progress import configure_logging, console
+from streamstyle.core.settings import SMALLEST_LIVE_SIDE
 
 if TYPE_CHECKING:
     from streamstyle.apps.web.server import Address
@@ -15,26 +17,49 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="The address to listen on. Any other than loopback needs a token (--token, or one made up).")  # fmt: skip
+              help="The address to listen on. Any other than loopback needs a token (--token, or one made "
+              "up).")  # fmt: skip
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True,
               help="The port to listen on; 0 picks a free one.")  # fmt: skip
 @click.option("--token", envvar="STREAMSTYLE_TOKEN", help="A secret visitors bring in the URL (?token=...); "
               "off loopback one is made up when none is given. Also read from STREAMSTYLE_TOKEN.")  # fmt: skip
+@click.option(
+    "--paintings",
+    type=click.Path(path_type=Path),
+    help="A folder of paintings live sessions may choose by name (a file's name without its suffix).",
+)
+@click.option("--live-size", type=click.IntRange(min=SMALLEST_LIVE_SIDE), default=480, show_default=True,
+              help="Live sessions: the largest inference size (longer side); it shrinks while the machine cannot hold "
+              "the camera's frame rate.")  # fmt: skip
+@click.option("--max-sessions", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Live sessions at once (0: none, the page only).")  # fmt: skip
+@runtime_options
 @click.option("--quiet", is_flag=True, help="Print only the URL and errors.")
-def serve(host: str, port: int, token: str | None, quiet: bool) -> None:
+def serve(host: str, port: int, token: str | None, paintings: Path | None, live_size: int, max_sessions: int,
+          device: str | None, precision: str | None, compile_model: bool | None, backend: str | None,
+          quiet: bool) -> None:  # fmt: skip
     """Serve the web page that stylizes photos and the webcam in the browser: the networks run on the visitor's
-    machine (WebGPU or WASM), nothing is uploaded. The first start exports the networks and paints the style
-    thumbnails, once. Stop with Ctrl-C."""
+    machine (WebGPU or WASM), nothing is uploaded. The page can also send its camera to this server over WebRTC
+    (POST /offer), to be stylized here on the fastest engine and sent back. The first start exports the networks
+    and paints the style thumbnails, once. Stop with Ctrl-C."""
+    from streamstyle.apps.config import RuntimeConfig
+    from streamstyle.apps.web.live import LiveCalls, paintings_in
     from streamstyle.apps.web.server import serve as serve_page
+    from streamstyle.core.settings import TemporalSettings
 
     configure_logging(quiet)
+    calls = None
+    if max_sessions:
+        runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
+                                                backend=backend)).resolve()  # fmt: skip
+        calls = LiveCalls(runtime, paintings_in(paintings), live_size, max_sessions, TemporalSettings(mode="ema"))
 
     def announce(address: Address) -> None:
         click.echo(f"serving the page at {address.url}")
         if not quiet:
             console.print("stop with Ctrl-C")
 
-    serve_page(host, port, token, on_ready=announce)
+    serve_page(host, port, token, calls, on_ready=announce)
 
 
 @click.command("export-web")

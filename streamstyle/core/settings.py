@@ -41,6 +41,8 @@ class Bounds(Generic[NumberT]):
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 LEAST_INFERENCE_SIDE = 8  # the model never runs on a smaller picture
+# Live over WebRTC: the inference size the adaptation shrinks to at the least.
+SMALLEST_LIVE_SIDE = 128
 MAX_SIZE = Bounds(LEAST_INFERENCE_SIDE)
 SCALE = Bounds(0.05, 4.0)
 # A side of a frame the user asks for: H.264 and HEVC allow at most about 16,900 pixels (their highest levels).

@@ -28,10 +28,12 @@ def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
-def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSettings) -> Stage:
+def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSettings | Callable[[], SizeSettings]
+                  ) -> Stage:  # fmt: skip
     """Batches frames through the network at the inference size and returns them at that size, with the output
     size (the requested one, or the input's) for the sinks to scale to. Other items keep their place among the
-    frames. `choose` gives the stylizer for each batch (live, keys change it)."""
+    frames. `choose` gives the stylizer for each batch (live, keys change it), and `sizes`, when a function, the
+    sizes (live over WebRTC, the size follows the machine)."""
 
     # The content's own style input (magenta with strength < 1) comes from the first frames and then stays:
     # recomputed per frame, it would make the style itself flicker.
@@ -42,10 +44,10 @@ def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSe
         nonlocal reference, referenced
         frames = [item for item in pending if isinstance(item, Frame)]
         if frames:
-            stylizer = choose()
+            stylizer, chosen = choose(), sizes() if callable(sizes) else sizes
             height, width = frames[0].image.shape[:2]
-            infer_shape = sizes.inference_shape(height, width)
-            out_shape = (sizes.output_size[1], sizes.output_size[0]) if sizes.output_size else (height, width)
+            infer_shape = chosen.inference_shape(height, width)
+            out_shape = (chosen.output_size[1], chosen.output_size[0]) if chosen.output_size else (height, width)
             batch = frames_to_tensor(np.stack([resized(f.image, infer_shape) for f in frames]), stylizer.runtime.device)
             if stylizer is not referenced:
                 reference, referenced = stylizer.content_reference(batch), stylizer
@@ -131,8 +133,9 @@ def smooth_stage(settings: TemporalSettings) -> Stage:
     return stage
 
 
-def chain_stages(choose: Callable[[], Stylizer], sizes: SizeSettings, temporal: TemporalSettings, *, live: bool,
-                 batch_size: int = 1, enabled: Callable[[], bool] = _always) -> list[tuple[str, Stage]]:  # fmt: skip
+def chain_stages(choose: Callable[[], Stylizer], sizes: SizeSettings | Callable[[], SizeSettings],
+                 temporal: TemporalSettings, *, live: bool, batch_size: int = 1,
+                 enabled: Callable[[], bool] = _always) -> list[tuple[str, Stage]]:  # fmt: skip
     """The stages between a source and a sink. A file measures motion on the input frames in a stage of its own
     before the model, overlapping it. A live chain puts the model first, so it always takes the newest frame
     rather than one that waited for motion analysis (which then runs on the frames' originals), one frame per

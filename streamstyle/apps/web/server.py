@@ -1,5 +1,6 @@
-"""`streamstyle serve`: the page over HTTP, with the headers that let its WASM engine use threads. Loopback by
-default; any other address needs a token, which the first visit brings in the URL and a cookie keeps."""
+"""`streamstyle serve`: the page over HTTP, with the headers that let its WASM engine use threads, and live
+sessions over WebRTC (`POST /offer`, see live.py). Loopback by default; any other address needs a token, which
+the first visit brings in the URL and a cookie keeps (other clients: `Authorization: Bearer TOKEN`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from streamstyle.apps.web.live import CallsFull, LiveCalls
 from streamstyle.apps.web.site import CONTENT_TYPES, HEADERS, Site, prepare_site
-from streamstyle.core.errors import ServerError
+from streamstyle.core.errors import ServerError, StreamstyleError
 
 TOKEN_COOKIE = "streamstyle_token"
 
@@ -40,14 +42,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_app(site: Site, token: str | None = None) -> web.Application:
-    """The page's application: GET and HEAD of the site's files, every response with the page's headers."""
+def make_app(site: Site, token: str | None = None, calls: LiveCalls | None = None) -> web.Application:
+    """The page's application: GET and HEAD of the site's files, every response with the page's headers; with
+    `calls`, live sessions: `POST /offer` answers a WebRTC offer, `GET /api/info` says what the server offers."""
 
     @web.middleware
     async def check_token(request: web.Request, handler):
         if token is None:
             return await handler(request)
-        offered = request.query.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        offered = request.query.get("token") or request.cookies.get(TOKEN_COOKIE) or bearer
         if not hmac.compare_digest(offered.encode(), token.encode()):
             raise web.HTTPUnauthorized(text="this server needs its token: open the URL it printed when it started\n")
         response = await handler(request)
@@ -67,7 +71,35 @@ def make_app(site: Site, token: str | None = None) -> web.Application:
         response.headers.update(HEADERS)
         response.headers["Cache-Control"] = "no-cache"  # a new version of the page is taken at once
 
+    async def offer(request: web.Request) -> web.Response:
+        assert calls is not None
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the offer is not JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the offer is a JSON object"}, status=400)
+        try:
+            return web.json_response(await calls.answer(body))
+        except CallsFull as error:
+            return web.json_response({"error": str(error)}, status=503)
+        except StreamstyleError as error:
+            return web.json_response({"error": str(error)}, status=400)
+
+    async def info(_request: web.Request) -> web.Response:
+        assert calls is not None
+        return web.json_response({"live": True, "paintings": sorted(calls.paintings), "sessions": len(calls.sessions),
+                                  "max_sessions": calls.limit, "engine": calls.runtime.describe()})  # fmt: skip
+
+    async def close_calls(_app: web.Application) -> None:
+        if calls is not None:
+            await calls.close()
+
     app = web.Application(middlewares=[check_token])
+    if calls is not None:
+        app.router.add_post("/offer", offer)
+        app.router.add_get("/api/info", info)
+        app.on_shutdown.append(close_calls)
     app.router.add_get("/{path:.*}", page_file)
     app.on_response_prepare.append(add_headers)
     return app
@@ -91,10 +123,11 @@ async def _serve(app: web.Application, host: str, port: int, token: str | None,
         await runner.cleanup()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+def serve(host: str = "127.0.0.1", port: int = 8000, token: str | None = None, calls: LiveCalls | None = None,
           on_ready: Callable[[Address], None] = lambda address: None) -> None:  # fmt: skip
-    """Serve the page until interrupted. Off loopback a token is required: one is made when none is given."""
+    """Serve the page (and live sessions, given `calls`) until interrupted. Off loopback a token is required: one
+    is made when none is given."""
     if not is_loopback(host) and not token:
         token = secrets.token_urlsafe(16)
-    app = make_app(prepare_site(), token)
+    app = make_app(prepare_site(), token, calls)
     asyncio.run(_serve(app, host, port, token, on_ready))
