@@ -1,0 +1,165 @@
+"""Live over WebRTC against `streamstyle serve`, with real aiortc clients on 127.0.0.1: the camera comes back
+stylized with its timestamps, settings change mid-call, a slow model drops frames instead of delaying them, three
+calls at once, the token, and bad offers answered clearly while the server goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from streamstyle.engines.quantize import psnr
+from streamstyle.io.images import read_image
+from streamstyle.processing.stages import resized
+from streamstyle.processing.stylizer import Stylizer
+
+from .conftest import SAMPLES, STARTUP_S
+from .web.browser import PageServer
+from .web.rtc import CLOCK, Call, post_offer, start_call
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+FPS = 10
+# The server's pipeline holds a frame in the source, the chain's newest slot, the model, the smoothing and the sink
+# at most: more than that between frames in and frames out (and not dropped) would be a queue.
+IN_FLIGHT = 6
+STALL_S = 60.0  # a wait fails when nothing comes back for this long (STARTUP_S until the first picture)
+
+
+@pytest.fixture(scope="module")
+def camera() -> np.ndarray:
+    picture = read_image(SAMPLES / "photos" / "skimage_chelsea.png")
+    return np.ascontiguousarray(resized(picture, (212, 320)))
+
+
+@pytest.fixture(scope="module")
+def server():
+    with PageServer() as running:
+        yield running
+
+
+async def until(count: Callable[[], int], target: int, what: str) -> None:
+    """Wait until `count()` reaches `target`; fail only when it stands still for STALL_S (STARTUP_S at first)."""
+    reached, patience = count(), STARTUP_S
+    deadline = time.monotonic() + patience
+    while count() < target:
+        if count() > reached:
+            reached, deadline = count(), time.monotonic() + STALL_S
+        assert time.monotonic() < deadline, f"waiting for {what}: stuck at {reached} of {target}"
+        await asyncio.sleep(0.1)
+
+
+def painted(camera: np.ndarray, style: str, shape: tuple[int, int]) -> np.ndarray:
+    """The Python package's picture of the camera at the size the server ran it."""
+    return Stylizer(style, device="cpu", precision="fp32", backend="torch")(resized(camera, shape))
+
+
+def test_the_camera_comes_back_stylized_with_its_timestamps_and_settings_change_mid_call(server, camera):
+    async def scenario() -> Call:
+        call = await start_call(server.origin, camera, FPS, style="7", smoothing=False)
+        try:
+            await until(lambda: len(call.pictures), 8, "stylized pictures")
+            last = call.pictures[-1].image
+            assert psnr(last, painted(camera, "7", last.shape[:2])) > psnr(last, resized(camera, last.shape[:2])) + 5
+            call.send({"style": "1"})
+            await until(lambda: int(any(m.get("style") == "1" for m in call.messages if m["type"] == "settings")), 1,
+                        "the server to take the new style")  # fmt: skip
+            changed = len(call.pictures)
+            await until(lambda: len(call.pictures), changed + 5, "pictures in the new style")
+            last = call.pictures[-1].image
+            assert psnr(last, painted(camera, "1", last.shape[:2])) > psnr(last, painted(camera, "7", last.shape[:2]))
+            # Settings that do not hold are answered on the channel, and the call goes on.
+            for wrong, said in [
+                ({"style": "../../etc/passwd"}, "unknown style '../../etc/passwd'"),
+                ({"strength": 3}, "strength must be"),
+                ({"speed": 2}, "unknown setting 'speed'"),
+            ]:
+                call.send(wrong)
+                await until(lambda s=said: int(any(s in m.get("error", "") for m in call.messages)), 1, str(wrong))
+            going = len(call.pictures)
+            await until(lambda: len(call.pictures), going + 3, "pictures after the refused settings")
+        finally:
+            await call.close()
+        return call
+
+    call = asyncio.run(scenario())
+    # Each picture carries the timestamp of the camera frame it came from: steps of whole frame intervals.
+    steps = np.diff([picture.pts for picture in call.pictures])
+    assert (steps > 0).all() and (steps % (CLOCK // FPS) == 0).all(), steps
+
+
+def test_a_model_slower_than_the_camera_drops_frames_instead_of_delaying_them(server, camera):
+    fast = 60  # frames a second: more than the model takes on a CPU at any size, let alone beside other work
+
+    async def scenario() -> dict:
+        call = await start_call(server.origin, np.ascontiguousarray(resized(camera, (424, 640))), fast, style="7")
+        try:
+            await until(lambda: len(call.pictures), 30, "stylized pictures")
+            await until(lambda: len([m for m in call.messages if m["type"] == "stats"]), 3, "the server's figures")
+            stats = call.last("stats")
+            assert stats is not None
+            return stats
+        finally:
+            await call.close()
+
+    stats = asyncio.run(scenario())
+    waiting = stats["frames_in"] - stats["frames_out"] - stats["dropped"]
+    assert 0 <= waiting <= IN_FLIGHT, stats  # nothing queues behind the model
+    assert stats["dropped"] > 0, stats  # it could not keep up at 60 fps, and dropped rather than fell behind
+    assert stats["latency_ms_p95"] < 5000, stats
+
+
+def test_three_calls_at_once_and_a_fourth_is_told_to_wait(camera):
+    async def scenario(origin: str) -> list[Call]:
+        calls = await asyncio.gather(*(start_call(origin, camera, FPS, style=style) for style in ("7", "1", "12")))
+        try:
+            await asyncio.gather(*(until(lambda c=c: len(c.pictures), 5, "pictures on each call") for c in calls))
+            status, answer = await post_offer(origin + "offer", {"sdp": "v=0", "type": "offer"})
+            assert (status, answer) == (503, {"error": "this server takes 3 live sessions at once, all in use; "
+                                                       "try again later"})  # fmt: skip
+        finally:
+            await asyncio.gather(*(call.close() for call in calls))
+        return calls
+
+    with PageServer("--max-sessions", "3") as running:
+        calls = asyncio.run(scenario(running.origin))
+    assert all(len(call.pictures) >= 5 for call in calls)
+
+
+def test_offers_without_the_token_are_refused(camera):
+    async def scenario(origin: str) -> None:
+        status, answer = await post_offer(origin + "offer", {"sdp": "v=0", "type": "offer"})
+        assert (status, answer) == (401, "this server needs its token: open the URL it printed when it started\n")
+        call = await start_call(origin, camera, FPS, token="s3cret", style="7")
+        try:
+            await until(lambda: len(call.pictures), 3, "pictures with the token")
+        finally:
+            await call.close()
+
+    with PageServer("--token", "s3cret") as guarded:
+        asyncio.run(scenario(guarded.origin))
+
+
+def test_bad_offers_get_a_clear_error_and_the_server_goes_on(server, camera):
+    async def scenario() -> None:
+        url = server.origin + "offer"
+        for offer, said in [
+            ([1, 2], "the offer is a JSON object"),
+            ({"type": "offer"}, 'an offer is {"sdp": "...", "type": "offer", "style": "7", "strength": 1.0}'),
+            ({"sdp": "v=0", "type": "offer", "style": "/etc/passwd"}, "unknown style '/etc/passwd': use a built-in "
+             "style number (0-25) or a painting: none on this server"),
+            ({"sdp": "v=0", "type": "offer", "strength": -1}, "strength must be"),
+            ({"sdp": "not an SDP", "type": "offer"}, "the offer has no video track: send the camera"),
+        ]:  # fmt: skip
+            status, answer = await post_offer(url, offer)
+            assert status == 400 and isinstance(answer, dict) and answer["error"].startswith(said), (offer, answer)
+        call = await start_call(server.origin, camera, FPS, style="7")
+        try:
+            await until(lambda: len(call.pictures), 3, "pictures after the bad offers")
+        finally:
+            await call.close()
+
+    asyncio.run(scenario())

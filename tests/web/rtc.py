@@ -1,0 +1,117 @@
+"""A WebRTC client for the tests and the latency benchmark: aiortc on 127.0.0.1, sending a still picture as a
+camera at a steady rate, and keeping what comes back: every picture with its timestamp and arrival, and the
+server's messages on the data channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+CLOCK = 90000  # WebRTC's video clock: the timestamps of the pictures sent and received
+TIME_BASE = Fraction(1, CLOCK)
+
+
+class StillCamera(MediaStreamTrack):
+    """A camera that shows `picture` at `fps` in real time, each frame stamped index * CLOCK / fps."""
+
+    kind = "video"
+
+    def __init__(self, picture: np.ndarray, fps: float) -> None:
+        super().__init__()
+        self.picture, self.fps = picture, fps
+        self.sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self.sent / self.fps - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        frame = av.VideoFrame.from_ndarray(self.picture, format="rgb24")
+        frame.pts, frame.time_base = round(self.sent * CLOCK / self.fps), TIME_BASE
+        self.sent += 1
+        return frame
+
+
+@dataclass
+class Received:
+    image: np.ndarray
+    pts: int
+    arrival: float
+
+
+@dataclass
+class Call:
+    """One call to a server: what came back, and the server's messages (stats, settings, errors)."""
+
+    peer: RTCPeerConnection
+    camera: StillCamera
+    pictures: list[Received] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    channel: object = None
+    _tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def send(self, settings: dict) -> None:
+        self.channel.send(json.dumps(settings))  # type: ignore[attr-defined]
+
+    def last(self, kind: str) -> dict | None:
+        return next((message for message in reversed(self.messages) if message.get("type") == kind), None)
+
+    async def close(self) -> None:
+        await self.peer.close()
+
+
+async def post_offer(url: str, offer: object, token: str | None = None) -> tuple[int, object]:
+    """POST an offer; the status and the answer: its JSON, or its text when it is not JSON."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session, session.post(url, json=offer, headers=headers) as response:
+        text = await response.text()
+    try:
+        return response.status, json.loads(text)
+    except json.JSONDecodeError:
+        return response.status, text
+
+
+async def start_call(origin: str, picture: np.ndarray, fps: float, token: str | None = None,
+                     **settings: object) -> Call:  # fmt: skip
+    """Offer the still camera to `origin`/offer with `settings` (style, strength, smoothing); the call runs until
+    closed. An error answer raises AssertionError with the server's message."""
+    peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    call = Call(peer, StillCamera(picture, fps))
+    peer.addTrack(call.camera)
+    call.channel = peer.createDataChannel("settings")
+    call.channel.on("message", lambda message: call.messages.append(json.loads(message)))  # type: ignore[attr-defined]
+
+    async def keep(track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, av.VideoFrame)
+                call.pictures.append(Received(frame.to_ndarray(format="rgb24"), frame.pts or 0, time.monotonic()))
+        except MediaStreamError:
+            pass
+
+    @peer.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            task = asyncio.ensure_future(keep(track))
+            call._tasks.add(task)
+
+    await peer.setLocalDescription(await peer.createOffer())
+    status, answer = await post_offer(origin + "offer", {"sdp": peer.localDescription.sdp, "type": "offer",
+                                                         **settings}, token)  # fmt: skip
+    if status != 200 or not isinstance(answer, dict):
+        await peer.close()
+        raise AssertionError(f"the server answered {status}: {answer}")
+    await peer.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+    return call
