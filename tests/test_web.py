@@ -16,6 +16,7 @@ import av
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from streamstyle.engines.quantize import psnr
 from streamstyle.io.images import read_image
@@ -177,6 +178,49 @@ def test_the_webcam_is_stylized_live_a_style_switch_changes_it_and_it_records(pa
         pictures = sum(1 for _ in container.decode(video=0))
     assert pictures >= 1
     page.find_element(By.ID, "webcam-stop").click()
+
+
+# The served picture's pixels as RGB, and the page's own stylize() of the camera's current frame, at the served
+# size, in each of two styles.
+SERVED_SNAPSHOT = """
+const [first, second, done] = arguments;
+(async () => {
+  const { stylize, pixelsOf } = await import('/streamstyle.js');
+  const served = document.getElementById('served');
+  const size = Math.max(served.videoWidth, served.videoHeight);
+  const shown = await pixelsOf(served);
+  const camera = document.getElementById('camera');
+  const painted = [];
+  for (const style of [first, second]) painted.push(await stylize(camera, { style, maxSize: size }));
+  const rgb = (image) => Array.from(image.data.filter((_, i) => i % 4 !== 3));
+  if (painted[0].width !== shown.width) return { error: `sizes ${shown.width} and ${painted[0].width}` };
+  return { shown: rgb(shown), first: rgb(painted[0]), second: rgb(painted[1]) };
+})().then(done, (error) => done({ error: String(error) }));
+"""
+
+
+def closer_to_second(driver, first: int, second: int) -> bool:
+    snapshot = driver.execute_async_script(SERVED_SNAPSHOT, first, second)
+    if "error" in snapshot:  # the served size changed between the two reads: try again
+        return False
+    shown, old, new = (np.array(snapshot[key], np.float32) for key in ("shown", "first", "second"))
+    return bool(np.abs(shown - new).mean() < np.abs(shown - old).mean())
+
+
+def test_the_page_can_paint_the_webcam_on_the_server_over_webrtc(page):
+    frames = functools.partial(counter, page, "result", "frames")
+    wait_until(page.find_element(By.ID, "run-on-label").is_displayed, PAGE_WAIT_S, "the server's offer of live")
+    Select(page.find_element(By.ID, "run-on")).select_by_value("server")
+    page.find_element(By.ID, "webcam-start").click()
+    wait_for_count(frames, 5, "pictures from the server")
+    assert float(page_text(page, "fps").split()[0]) > 0
+    wait_until(lambda: closer_to_second(page, 3, 7), PAGE_WAIT_S, "the server's pictures in style 7")
+    page.find_element(By.CSS_SELECTOR, "#styles button[data-style='1']").click()
+    wait_for_count(frames, frames() + 5, "pictures in the new style")
+    wait_until(lambda: closer_to_second(page, 7, 1), PAGE_WAIT_S, "the server's pictures in style 1")
+    assert "dropped" in page_text(page, "status")  # the server's figures reach the page
+    page.find_element(By.ID, "webcam-stop").click()
+    assert not page.find_element(By.ID, "message").is_displayed()
 
 
 def test_a_refused_camera_is_said_on_the_page_and_photos_still_work(server):

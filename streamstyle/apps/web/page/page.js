@@ -11,7 +11,8 @@ const state = {
   builtin: 7,
   paintings: [], // ImageBitmaps: one painting, or two mixed
   camera: null, // MediaStream
-  session: null, // live()'s session while the webcam runs
+  session: null, // live()'s session while the webcam runs in the browser
+  call: null, // { peer, channel } while the webcam runs on the server
   recorder: null,
   rendering: false,
   again: false,
@@ -67,6 +68,11 @@ function offerDownload() {
 async function render() {
   if (state.session) {
     state.session.set(options());
+    return;
+  }
+  if (state.call) {
+    if (state.paintings.length) say('The server paints with its built-in styles: pick one of them.');
+    if (state.call.channel.readyState === 'open') state.call.channel.send(JSON.stringify(serverSettings()));
     return;
   }
   if (!state.photo) return;
@@ -150,6 +156,66 @@ function showStyles(styles) {
   selectBuiltin(state.builtin);
 }
 
+function serverSettings() {
+  return { style: String(state.builtin), strength: Number($('strength').value) };
+}
+
+function iceGathered(peer) {
+  // The server takes the offer with all its candidates at once (no trickle ICE over plain HTTP).
+  if (peer.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    peer.addEventListener('icegatheringstatechange', () => {
+      if (peer.iceGatheringState === 'complete') resolve();
+    });
+  });
+}
+
+function countServedFrames(video) {
+  const shown = [];
+  const step = () => {
+    if (!state.call) return;
+    shown.push(performance.now());
+    if (shown.length > 60) shown.shift();
+    const recent = shown.filter((time) => time > performance.now() - 2000);
+    const fps = recent.length > 1 ? (1000 * (recent.length - 1)) / (recent.at(-1) - recent[0]) : 0;
+    $('fps').textContent = `${fps.toFixed(1)} fps`;
+    $('result').dataset.frames = String(Number($('result').dataset.frames || 0) + 1);
+    video.requestVideoFrameCallback(step);
+  };
+  video.requestVideoFrameCallback(step);
+}
+
+/** Send the camera to the server over WebRTC; its stylized pictures come back on the same connection. */
+async function callServer(camera) {
+  const peer = new RTCPeerConnection({ iceServers: [] });
+  for (const track of camera.getTracks()) peer.addTrack(track, camera);
+  const channel = peer.createDataChannel('settings');
+  state.call = { peer, channel };
+  channel.addEventListener('message', (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === 'error') say(message.error);
+    if (message.type === 'stats') $('status').textContent = `on the server: ${message.size} px, ${message.dropped} dropped, latency ${message.latency_ms_median} ms`;
+  });
+  peer.addEventListener('track', (event) => {
+    if (event.track.kind !== 'video') return;
+    const served = $('served');
+    served.srcObject = event.streams[0] || new MediaStream([event.track]);
+    served.hidden = false;
+    $('result').hidden = true;
+    countServedFrames(served);
+  });
+  await peer.setLocalDescription(await peer.createOffer());
+  await iceGathered(peer);
+  const response = await fetch('offer', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ sdp: peer.localDescription.sdp, type: 'offer', ...serverSettings() }),
+  });
+  const answer = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new StreamstyleError(`The server did not take the call: ${answer.error}`);
+  await peer.setRemoteDescription(answer);
+}
+
 async function startWebcam() {
   try {
     state.camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 } }, audio: false });
@@ -166,6 +232,15 @@ async function startWebcam() {
   $('webcam-stop').disabled = false;
   $('record').disabled = false;
   say('');
+  if ($('run-on').value === 'server') {
+    try {
+      await callServer(state.camera);
+    } catch (error) {
+      stopWebcam();
+      throw error;
+    }
+    return;
+  }
   state.session = live(video, $('result'), {
     ...options(),
     onFrame: (session) => {
@@ -179,6 +254,10 @@ async function startWebcam() {
 function stopWebcam() {
   state.session?.stop();
   state.session = null;
+  state.call?.peer.close();
+  state.call = null;
+  $('served').hidden = true;
+  $('result').hidden = false;
   if (state.recorder?.state === 'recording') state.recorder.stop();
   for (const track of state.camera?.getTracks() ?? []) track.stop();
   state.camera = null;
@@ -198,7 +277,8 @@ function toggleRecording() {
   }
   const mimeType = RECORDING_TYPES.find((type) => MediaRecorder.isTypeSupported(type));
   const chunks = [];
-  state.recorder = new MediaRecorder($('result').captureStream(), mimeType ? { mimeType } : {});
+  const painted = state.call ? $('served').srcObject : $('result').captureStream();
+  state.recorder = new MediaRecorder(painted, mimeType ? { mimeType } : {});
   state.recorder.ondataavailable = (event) => chunks.push(event.data);
   state.recorder.onstop = () => {
     const link = $('recording');
@@ -237,6 +317,16 @@ function fromPicker(input, take) {
   });
 }
 
+/** `streamstyle serve` also paints the webcam on the server; a static host does not (no /api/info). */
+async function offerServerMode() {
+  try {
+    const response = await fetch('api/info');
+    if (response.ok && (await response.json()).live) $('run-on-label').hidden = false;
+  } catch {
+    // a static host: the page paints in the browser only
+  }
+}
+
 async function start() {
   // A file dropped outside the drop zones would make the browser leave the page for it.
   window.addEventListener('dragover', (event) => event.preventDefault());
@@ -254,6 +344,7 @@ async function start() {
     const { engine, threads, styles } = await ready();
     $('engine').textContent = engine === 'wasm' ? `WASM (SIMD, ${threads} thread${threads > 1 ? 's' : ''})` : 'WebGPU';
     showStyles(styles);
+    offerServerMode();
     $('status').textContent = 'ready';
     document.body.dataset.ready = 'true';
   } catch (error) {
