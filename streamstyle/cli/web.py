@@ -31,13 +31,15 @@ if TYPE_CHECKING:
 @click.option("--live-size", type=click.IntRange(min=SMALLEST_LIVE_SIDE), default=480, show_default=True,
               help="Live sessions: the largest inference size (longer side); it shrinks while the machine cannot hold "
               "the camera's frame rate.")  # fmt: skip
+@click.option("--fixed-size", is_flag=True,
+              help="Live sessions: keep --live-size whatever the machine delivers (to measure one size).")  # fmt: skip
 @click.option("--max-sessions", type=click.IntRange(min=0), default=3, show_default=True,
               help="Live sessions at once (0: none, the page only).")  # fmt: skip
 @runtime_options
 @click.option("--quiet", is_flag=True, help="Print only the URL and errors.")
-def serve(host: str, port: int, token: str | None, paintings: Path | None, live_size: int, max_sessions: int,
-          device: str | None, precision: str | None, compile_model: bool | None, backend: str | None,
-          quiet: bool) -> None:  # fmt: skip
+def serve(host: str, port: int, token: str | None, paintings: Path | None, live_size: int, fixed_size: bool,
+          max_sessions: int, device: str | None, precision: str | None, compile_model: bool | None,
+          backend: str | None, quiet: bool) -> None:  # fmt: skip
     """Serve the web page that stylizes photos and the webcam in the browser: the networks run on the visitor's
     machine (WebGPU or WASM), nothing is uploaded. The page can also send its camera to this server over WebRTC
     (POST /offer), to be stylized here on the fastest engine and sent back. The first start exports the networks
@@ -52,7 +54,8 @@ def serve(host: str, port: int, token: str | None, paintings: Path | None, live_
     if max_sessions:
         runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
                                                 backend=backend)).resolve()  # fmt: skip
-        calls = LiveCalls(runtime, paintings_in(paintings), live_size, max_sessions, TemporalSettings(mode="ema"))
+        live = TemporalSettings(mode="ema")  # cheap enough for live; switched on and off over the data channel
+        calls = LiveCalls(runtime, paintings_in(paintings), live_size, max_sessions, live, adapt=not fixed_size)
 
     def announce(address: Address) -> None:
         click.echo(f"serving the page at {address.url}")

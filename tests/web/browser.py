@@ -121,6 +121,11 @@ class PageServer:
                 self._process.wait(5)
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def origin(self) -> str:
         return self.url.split("?")[0]
 

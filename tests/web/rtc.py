@@ -16,19 +16,23 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from ..rtsp.publish import stamp
+
 CLOCK = 90000  # WebRTC's video clock: the timestamps of the pictures sent and received
 TIME_BASE = Fraction(1, CLOCK)
 
 
 class StillCamera(MediaStreamTrack):
-    """A camera that shows `picture` at `fps` in real time, each frame stamped index * CLOCK / fps."""
+    """A camera that shows `picture` at `fps` in real time, each frame stamped index * CLOCK / fps; with
+    `counter`, its index is painted into it too (tests.rtsp.publish.stamp), and `sent_at` keeps when."""
 
     kind = "video"
 
-    def __init__(self, picture: np.ndarray, fps: float) -> None:
+    def __init__(self, picture: np.ndarray, fps: float, counter: bool = False) -> None:
         super().__init__()
-        self.picture, self.fps = picture, fps
+        self.picture, self.fps, self.counter = picture, fps, counter
         self.sent = 0
+        self.sent_at: dict[int, float] = {}
         self._start: float | None = None
 
     async def recv(self) -> av.VideoFrame:
@@ -37,8 +41,13 @@ class StillCamera(MediaStreamTrack):
         wait = self._start + self.sent / self.fps - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        frame = av.VideoFrame.from_ndarray(self.picture, format="rgb24")
+        picture = self.picture
+        if self.counter:
+            picture = picture.copy()
+            stamp(picture, self.sent)
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
         frame.pts, frame.time_base = round(self.sent * CLOCK / self.fps), TIME_BASE
+        self.sent_at[self.sent] = time.monotonic()
         self.sent += 1
         return frame
 
@@ -82,12 +91,12 @@ async def post_offer(url: str, offer: object, token: str | None = None) -> tuple
         return response.status, text
 
 
-async def start_call(origin: str, picture: np.ndarray, fps: float, token: str | None = None,
+async def start_call(origin: str, picture: np.ndarray, fps: float, token: str | None = None, counter: bool = False,
                      **settings: object) -> Call:  # fmt: skip
     """Offer the still camera to `origin`/offer with `settings` (style, strength, smoothing); the call runs until
     closed. An error answer raises AssertionError with the server's message."""
     peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    call = Call(peer, StillCamera(picture, fps))
+    call = Call(peer, StillCamera(picture, fps, counter))
     peer.addTrack(call.camera)
     call.channel = peer.createDataChannel("settings")
     call.channel.on("message", lambda message: call.messages.append(json.loads(message)))  # type: ignore[attr-defined]

@@ -212,9 +212,9 @@ class LiveSession:
     """One client's call: its peer connection, its chain and the settings it chose."""
 
     def __init__(self, make_stylizer: Callable[[LiveOptions], Stylizer], stylizer: Stylizer, options: LiveOptions,
-                 largest: int) -> None:  # fmt: skip
+                 largest: int, adapt: bool = True) -> None:  # fmt: skip
         self.make_stylizer, self.stylizer, self.options = make_stylizer, stylizer, options
-        self.largest = largest
+        self.largest, self.adapt = largest, adapt
         self.size = largest
         self.peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves for elsewhere
         self.source = CameraSource()
@@ -233,7 +233,7 @@ class LiveSession:
         task.add_done_callback(self._tasks.discard)
 
     def sizes(self) -> SizeSettings:
-        if self.sink and self.sink.latencies:
+        if self.adapt and self.sink and self.sink.latencies:
             self.size = adapt_size(self.size, self.sink.latencies[-1], self.frame_interval, SMALLEST_LIVE_SIDE,
                                    self.largest)  # fmt: skip
         return SizeSettings(max_size=self.size)
@@ -347,9 +347,9 @@ class LiveCalls:
     """The server's live sessions: at most `limit` at once, each on the shared runtime."""
 
     def __init__(self, runtime: Runtime, paintings: dict[str, Path], largest: int, limit: int,
-                 temporal: TemporalSettings) -> None:  # fmt: skip
+                 temporal: TemporalSettings, adapt: bool = True) -> None:  # fmt: skip
         self.runtime, self.paintings, self.largest, self.limit = runtime, paintings, largest, limit
-        self.temporal = temporal
+        self.temporal, self.adapt = temporal, adapt
         self.sessions: set[LiveSession] = set()
 
     def make_stylizer(self, options: LiveOptions) -> Stylizer:
@@ -366,7 +366,7 @@ class LiveCalls:
         options = LiveOptions().changed(chosen) if chosen else LiveOptions()
         # A painting's style vector is a network run: off the event loop.
         stylizer = await asyncio.get_running_loop().run_in_executor(None, self.make_stylizer, options)
-        session = LiveSession(self.make_stylizer, stylizer, options, self.largest)
+        session = LiveSession(self.make_stylizer, stylizer, options, self.largest, self.adapt)
         self.sessions.add(session)
         try:
             description = RTCSessionDescription(sdp=str(offer["sdp"]), type="offer")
