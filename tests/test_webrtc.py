@@ -91,6 +91,27 @@ def test_the_camera_comes_back_stylized_with_its_timestamps_and_settings_change_
     assert (steps > 0).all() and (steps % (CLOCK // FPS) == 0).all(), steps
 
 
+def test_sound_sent_with_the_camera_comes_back(server, camera):
+    async def scenario() -> Call:
+        call = await start_call(server.origin, camera, FPS, sound=True, style="7")
+        try:
+            await until(lambda: len(call.pictures), 5, "stylized pictures")
+            await until(lambda: sum(level > 0.1 for level in call.sound_levels), 150, "3 s of the tone back")
+            assert call.microphone is not None
+            sent, back, latency = call.microphone.sent, len(call.sound_levels), call.last("stats")
+        finally:
+            await call.close()
+        assert latency is not None
+        # The sound is held for the pictures' latency and no more: what is not back yet is that latency's worth
+        # of 20 ms chunks (and a second for the network and the codecs), not a delay that grows.
+        held = (latency["latency_ms_p95"] or 0) / 1000 + 1.0
+        assert back >= sent - held / 0.02, (sent, back, latency)
+        return call
+
+    call = asyncio.run(scenario())
+    assert max(call.sound_levels) < 0.5  # the tone, not noise: sent at 0.3 of full scale, RMS 0.21
+
+
 def test_a_model_slower_than_the_camera_drops_frames_instead_of_delaying_them(server, camera):
     fast = 60  # frames a second: more than the model takes on a CPU at any size, let alone beside other work
 

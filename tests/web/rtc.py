@@ -52,6 +52,31 @@ class StillCamera(MediaStreamTrack):
         return frame
 
 
+class ToneMicrophone(MediaStreamTrack):
+    """A microphone that plays a 440 Hz tone in real time, 20 ms a chunk, 48 kHz mono."""
+
+    kind = "audio"
+    RATE, CHUNK = 48000, 960
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self.sent * self.CHUNK / self.RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        samples = np.arange(self.sent * self.CHUNK, (self.sent + 1) * self.CHUNK) / self.RATE
+        tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * samples)).astype(np.int16)
+        chunk = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
+        chunk.sample_rate, chunk.pts, chunk.time_base = self.RATE, self.sent * self.CHUNK, Fraction(1, self.RATE)
+        self.sent += 1
+        return chunk
+
+
 @dataclass
 class Received:
     image: np.ndarray
@@ -65,7 +90,9 @@ class Call:
 
     peer: RTCPeerConnection
     camera: StillCamera
+    microphone: ToneMicrophone | None = None
     pictures: list[Received] = field(default_factory=list)
+    sound_levels: list[float] = field(default_factory=list)  # RMS of each chunk of sound back, 0-1
     messages: list[dict] = field(default_factory=list)
     channel: object = None
     _tasks: set[asyncio.Task] = field(default_factory=set)
@@ -92,12 +119,15 @@ async def post_offer(url: str, offer: object, token: str | None = None) -> tuple
 
 
 async def start_call(origin: str, picture: np.ndarray, fps: float, token: str | None = None, counter: bool = False,
-                     **settings: object) -> Call:  # fmt: skip
+                     sound: bool = False, **settings: object) -> Call:  # fmt: skip
     """Offer the still camera to `origin`/offer with `settings` (style, strength, smoothing); the call runs until
     closed. An error answer raises AssertionError with the server's message."""
     peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     call = Call(peer, StillCamera(picture, fps, counter))
     peer.addTrack(call.camera)
+    if sound:
+        call.microphone = ToneMicrophone()
+        peer.addTrack(call.microphone)
     call.channel = peer.createDataChannel("settings")
     call.channel.on("message", lambda message: call.messages.append(json.loads(message)))  # type: ignore[attr-defined]
 
@@ -105,16 +135,19 @@ async def start_call(origin: str, picture: np.ndarray, fps: float, token: str | 
         try:
             while True:
                 frame = await track.recv()
-                assert isinstance(frame, av.VideoFrame)
-                call.pictures.append(Received(frame.to_ndarray(format="rgb24"), frame.pts or 0, time.monotonic()))
+                if isinstance(frame, av.VideoFrame):
+                    image = frame.to_ndarray(format="rgb24")
+                    call.pictures.append(Received(image, frame.pts or 0, time.monotonic()))
+                elif isinstance(frame, av.AudioFrame):
+                    samples = frame.to_ndarray().astype(np.float32) / 32768
+                    call.sound_levels.append(float(np.sqrt(np.mean(samples**2))))
         except MediaStreamError:
             pass
 
     @peer.on("track")
     def on_track(track: MediaStreamTrack) -> None:
-        if track.kind == "video":
-            task = asyncio.ensure_future(keep(track))
-            call._tasks.add(task)
+        task = asyncio.ensure_future(keep(track))
+        call._tasks.add(task)
 
     await peer.setLocalDescription(await peer.createOffer())
     status, answer = await post_offer(origin + "offer", {"sdp": peer.localDescription.sdp, "type": "offer",

@@ -193,19 +193,39 @@ class TrackSink(Sink[object]):
 
 
 class DelayedAudio(MediaStreamTrack):
-    """The client's sound sent back, each chunk held for the pictures' current latency, so the two stay in step."""
+    """The client's sound sent back, each chunk held until the pictures' current latency after it arrived, so the
+    two stay in step (held from its arrival, not from when it is asked for: the delay never adds up)."""
 
     kind = "audio"
 
     def __init__(self, track: MediaStreamTrack, delay: Callable[[], float]) -> None:
         super().__init__()
-        self.track, self.delay = track, delay
+        self.delay = delay
+        self._chunks: asyncio.Queue[tuple[av.AudioFrame | None, float]] = asyncio.Queue()
+        self._reader = asyncio.ensure_future(self._read(track))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                chunk = await track.recv()
+                assert isinstance(chunk, av.AudioFrame), "an audio track gives audio frames"
+                self._chunks.put_nowait((chunk, time.monotonic()))
+        except MediaStreamError:
+            self._chunks.put_nowait((None, time.monotonic()))
 
     async def recv(self) -> av.AudioFrame:
-        chunk = await self.track.recv()
-        assert isinstance(chunk, av.AudioFrame), "an audio track gives audio frames"
-        await asyncio.sleep(self.delay())
+        chunk, arrived = await self._chunks.get()
+        if chunk is None:
+            self.stop()
+            raise MediaStreamError
+        wait = arrived + self.delay() - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         return chunk
+
+    def stop(self) -> None:
+        self._reader.cancel()
+        super().stop()
 
 
 class LiveSession:
