@@ -150,18 +150,22 @@ def test_three_calls_at_once_and_a_fourth_is_told_to_wait(camera):
     assert all(len(call.pictures) >= 5 for call in calls)
 
 
-def test_offers_without_the_token_are_refused(camera):
-    async def scenario(origin: str) -> None:
+def test_offers_without_the_token_are_refused_and_paintings_are_chosen_by_name(camera):
+    hokusai = SAMPLES / "paintings" / "hokusai_great_wave.png"
+
+    async def scenario(origin: str) -> np.ndarray:
         status, answer = await post_offer(origin + "offer", {"sdp": "v=0", "type": "offer"})
         assert (status, answer) == (401, "this server needs its token: open the URL it printed when it started\n")
-        call = await start_call(origin, camera, FPS, token="s3cret", style="7")
+        call = await start_call(origin, camera, FPS, token="s3cret", style=hokusai.stem, smoothing=False)
         try:
             await until(lambda: len(call.pictures), 3, "pictures with the token")
         finally:
             await call.close()
+        return call.pictures[-1].image
 
-    with PageServer("--token", "s3cret") as guarded:
-        asyncio.run(scenario(guarded.origin))
+    with PageServer("--token", "s3cret", "--paintings", str(hokusai.parent)) as guarded:
+        last = asyncio.run(scenario(guarded.origin))
+    assert psnr(last, painted(camera, str(hokusai), last.shape[:2])) > psnr(last, painted(camera, "7", last.shape[:2]))
 
 
 def test_bad_offers_get_a_clear_error_and_the_server_goes_on(server, camera):

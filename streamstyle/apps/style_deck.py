@@ -53,12 +53,13 @@ class StyleDeck:
         self.strength = round(min(1.0, max(0.0, self.strength + step)), 2)
 
 
-def paintings_in(folder: Path | None) -> list[Path]:
+def paintings_in(folder: Path | None, option: str = "--style-dir") -> list[Path]:
+    """The pictures in `folder` (given as `option`), in name order; none without a folder."""
     if folder is None:
         return []
     if not folder.is_dir():
-        raise InputError(f"--style-dir is not a folder: {folder}")
+        raise InputError(f"{option} is not a folder: {folder}")
     paintings = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paintings:
-        raise InputError(f"no images in --style-dir {folder}")
+        raise InputError(f"no images in {option} {folder}")
     return paintings

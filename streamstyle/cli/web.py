@@ -45,7 +45,7 @@ def serve(host: str, port: int, token: str | None, paintings: Path | None, live_
     (POST /offer), to be stylized here on the fastest engine and sent back. The first start exports the networks
     and paints the style thumbnails, once. Stop with Ctrl-C."""
     from streamstyle.apps.config import RuntimeConfig
-    from streamstyle.apps.web.live import LiveCalls, paintings_in
+    from streamstyle.apps.web.live import LiveCalls, paintings_by_name
     from streamstyle.apps.web.server import serve as serve_page
     from streamstyle.core.settings import TemporalSettings
 
@@ -55,7 +55,7 @@ def serve(host: str, port: int, token: str | None, paintings: Path | None, live_
         runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
                                                 backend=backend)).resolve()  # fmt: skip
         live = TemporalSettings(mode="ema")  # cheap enough for live; switched on and off over the data channel
-        calls = LiveCalls(runtime, paintings_in(paintings), live_size, max_sessions, live, adapt=not fixed_size)
+        calls = LiveCalls(runtime, paintings_by_name(paintings), live_size, max_sessions, live, adapt=not fixed_size)
 
     def announce(address: Address) -> None:
         click.echo(f"serving the page at {address.url}")

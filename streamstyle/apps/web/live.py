@@ -28,13 +28,13 @@ import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import VIDEO_TIME_BASE, MediaStreamError
 
-from streamstyle.core.errors import ConfigError, InputError, StreamstyleError, StyleSpecError
+from streamstyle.apps.style_deck import paintings_in
+from streamstyle.core.errors import ConfigError, StreamstyleError, StyleSpecError
 from streamstyle.core.frames import Frame, Item
 from streamstyle.core.roles import Sink
 from streamstyle.core.settings import SMALLEST_LIVE_SIDE, SizeSettings, TemporalSettings
 from streamstyle.core.stats import median_and_p95
 from streamstyle.engines.graphs import SIDE_MULTIPLE
-from streamstyle.io.images import IMAGE_SUFFIXES
 from streamstyle.processing.chain import Chain, NewestSlot
 from streamstyle.processing.runtime import Runtime
 from streamstyle.processing.stages import chain_stages
@@ -62,13 +62,9 @@ def adapt_size(size: int, seconds_per_frame: float, frame_interval: float, small
     return max(smallest, min(largest, int(wanted) // SIDE_MULTIPLE * SIDE_MULTIPLE))
 
 
-def paintings_in(folder: Path | None) -> dict[str, Path]:
+def paintings_by_name(folder: Path | None) -> dict[str, Path]:
     """The paintings a server offers by name: the pictures in `folder`, each by its file name without suffix."""
-    if folder is None:
-        return {}
-    if not folder.is_dir():
-        raise InputError(f"paintings folder not found: {folder}")
-    return {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES}
+    return {path.stem: path for path in paintings_in(folder, "--paintings")}
 
 
 def live_style(text: str, paintings: dict[str, Path]) -> Style:
