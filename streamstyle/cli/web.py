@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,34 +36,48 @@ if TYPE_CHECKING:
               help="Live sessions: keep --live-size whatever the machine delivers (to measure one size).")  # fmt: skip
 @click.option("--max-sessions", type=click.IntRange(min=0), default=3, show_default=True,
               help="Live sessions at once (0: none, the page only).")  # fmt: skip
+@click.option(
+    "--max-upload",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Video jobs: the largest upload, in MB; a larger one is refused before it is stored.",
+)
+@click.option("--keep", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              help="Video jobs: hours a finished job's video is kept for download.")  # fmt: skip
 @runtime_options
 @click.option("--quiet", is_flag=True, help="Print only the URL and errors.")
 def serve(host: str, port: int, token: str | None, paintings: Path | None, live_size: int, fixed_size: bool,
-          max_sessions: int, device: str | None, precision: str | None, compile_model: bool | None,
-          backend: str | None, quiet: bool) -> None:  # fmt: skip
+          max_sessions: int, max_upload: int, keep: float, device: str | None, precision: str | None,
+          compile_model: bool | None, backend: str | None, quiet: bool) -> None:  # fmt: skip
     """Serve the web page that stylizes photos and the webcam in the browser: the networks run on the visitor's
     machine (WebGPU or WASM), nothing is uploaded. The page can also send its camera to this server over WebRTC
-    (POST /offer), to be stylized here on the fastest engine and sent back. The first start exports the networks
-    and paints the style thumbnails, once. Stop with Ctrl-C."""
+    (POST /offer), to be stylized here on the fastest engine and sent back, and video files to be stylized here
+    (/api/jobs). The first start exports the networks and paints the style thumbnails, once. Stop with Ctrl-C."""
     from streamstyle.apps.config import RuntimeConfig
-    from streamstyle.apps.web.live import LiveCalls, paintings_by_name
+    from streamstyle.apps.web.choices import paintings_by_name
+    from streamstyle.apps.web.jobs import VideoJobs
+    from streamstyle.apps.web.live import LiveCalls
     from streamstyle.apps.web.server import serve as serve_page
     from streamstyle.core.settings import TemporalSettings
 
     configure_logging(quiet)
+    runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
+                                            backend=backend)).resolve()  # fmt: skip
+    offered = paintings_by_name(paintings)
     calls = None
     if max_sessions:
-        runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
-                                                backend=backend)).resolve()  # fmt: skip
         live = TemporalSettings(mode="ema")  # cheap enough for live; switched on and off over the data channel
-        calls = LiveCalls(runtime, paintings_by_name(paintings), live_size, max_sessions, live, adapt=not fixed_size)
+        calls = LiveCalls(runtime, offered, live_size, max_sessions, live, adapt=not fixed_size)
 
     def announce(address: Address) -> None:
         click.echo(f"serving the page at {address.url}")
         if not quiet:
             console.print("stop with Ctrl-C")
 
-    serve_page(host, port, token, calls, on_ready=announce)
+    with tempfile.TemporaryDirectory(prefix="streamstyle-jobs-") as folder:
+        jobs = VideoJobs(Path(folder), runtime, offered, max_upload * 1_000_000, keep)
+        serve_page(host, port, token, calls, jobs, on_ready=announce)
 
 
 @click.command("export-web")

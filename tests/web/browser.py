@@ -83,10 +83,11 @@ def stylize_in_page(driver, photo: Path, style: object, **options: object) -> tu
 
 
 class PageServer:
-    """`streamstyle serve --port 0` (or `--host HOST --token ...` as given) in a process of its own."""
+    """`streamstyle serve --port 0` (and the options given) in a process of its own; `env` adds to its
+    environment (TMPDIR: where its video jobs are kept)."""
 
-    def __init__(self, *args: str) -> None:
-        self.args = args
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args, self.env = args, env or {}
         self.url = ""
         self.lines: list[str] = []
         self._process: subprocess.Popen[str] | None = None
@@ -94,7 +95,7 @@ class PageServer:
     def __enter__(self) -> PageServer:
         command = [sys.executable, "-m", "streamstyle.cli", "serve", "--port", "0", *self.args]
         self._process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         text=True, env=os.environ.copy())  # fmt: skip
+                                         text=True, env={**os.environ, **self.env})  # fmt: skip
         announced = threading.Event()
 
         def pump(stdout) -> None:

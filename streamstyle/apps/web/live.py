@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -28,8 +27,8 @@ import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import VIDEO_TIME_BASE, MediaStreamError
 
-from streamstyle.apps.style_deck import paintings_in
-from streamstyle.core.errors import ConfigError, StreamstyleError, StyleSpecError
+from streamstyle.apps.web.choices import style_by_name
+from streamstyle.core.errors import ConfigError, StreamstyleError
 from streamstyle.core.frames import Frame, Item
 from streamstyle.core.roles import Sink
 from streamstyle.core.settings import SMALLEST_LIVE_SIDE, SizeSettings, TemporalSettings
@@ -38,13 +37,10 @@ from streamstyle.engines.graphs import SIDE_MULTIPLE
 from streamstyle.processing.chain import Chain, NewestSlot
 from streamstyle.processing.runtime import Runtime
 from streamstyle.processing.stages import chain_stages
-from streamstyle.processing.styles import ImageStyle, Style, parse_style
 from streamstyle.processing.stylizer import Stylizer, check_strength
 
 log = logging.getLogger(__name__)
 
-# A built-in style or a blend of them: digits, weights, separators. Anything else must be a painting's name.
-BUILTIN_SPEC = re.compile(r"[0-9.:,\s]+")
 STATS_EVERY_S = 1.0
 LATENCY_WINDOW = 60  # frames the latency figures are taken over
 
@@ -60,22 +56,6 @@ def adapt_size(size: int, seconds_per_frame: float, frame_interval: float, small
     else:
         return size
     return max(smallest, min(largest, int(wanted) // SIDE_MULTIPLE * SIDE_MULTIPLE))
-
-
-def paintings_by_name(folder: Path | None) -> dict[str, Path]:
-    """The paintings a server offers by name: the pictures in `folder`, each by its file name without suffix."""
-    return {path.stem: path for path in paintings_in(folder, "--paintings")}
-
-
-def live_style(text: str, paintings: dict[str, Path]) -> Style:
-    """A built-in style or blend ("7", "3:0.5,12:0.5"), or the name of one of the server's paintings. A client's
-    string never becomes a path: a painting is looked up by name."""
-    if text in paintings:
-        return ImageStyle((paintings[text],), (1.0,))
-    if BUILTIN_SPEC.fullmatch(text):
-        return parse_style(text)
-    names = ", ".join(sorted(paintings)) or "none on this server"
-    raise StyleSpecError(f"unknown style {text!r}: use a built-in style number (0-25) or a painting: {names}")
 
 
 @dataclass(frozen=True)
@@ -369,7 +349,7 @@ class LiveCalls:
         self.sessions: set[LiveSession] = set()
 
     def make_stylizer(self, options: LiveOptions) -> Stylizer:
-        return Stylizer(live_style(options.style, self.paintings), strength=options.strength, runtime=self.runtime)
+        return Stylizer(style_by_name(options.style, self.paintings), strength=options.strength, runtime=self.runtime)
 
     async def answer(self, offer: dict[str, object]) -> dict[str, str]:
         """The answer to a client's offer ({"sdp", "type": "offer", "style", "strength"}); a ConfigError or a
