@@ -223,6 +223,22 @@ def test_the_page_can_paint_the_webcam_on_the_server_over_webrtc(page):
     assert not page.find_element(By.ID, "message").is_displayed()
 
 
+def test_the_page_sends_a_video_file_to_the_server_and_offers_the_result(page):
+    wait_until(page.find_element(By.ID, "video-job").is_displayed, PAGE_WAIT_S, "the server's offer of video jobs")
+    Select(page.find_element(By.ID, "size")).select_by_value("256")
+    page.find_element(By.ID, "video-input").send_keys(str(SAMPLES / "clips" / "bigbuckbunny_2s.mp4"))
+    result = page.find_element(By.ID, "video-result")
+    script = "return Math.round(document.getElementById('video-progress').value * 100)"
+    progress = functools.partial(page.execute_script, script)
+    wait_for_count(lambda: progress() + 100 * result.is_displayed(), 200, "the video job to finish")
+    assert page_text(page, "video-state") == "done"
+    size = page.execute_async_script(
+        "const done = arguments[0]; fetch(document.getElementById('video-result').href)"
+        ".then((r) => r.blob()).then((b) => done(b.size));"
+    )  # fmt: skip
+    assert size > 10_000
+
+
 def test_a_refused_camera_is_said_on_the_page_and_photos_still_work(server):
     with chromium(refuse_camera=True) as driver:
         open_page(driver, server.url)

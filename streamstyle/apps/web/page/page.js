@@ -317,14 +317,57 @@ function fromPicker(input, take) {
   });
 }
 
-/** `streamstyle serve` also paints the webcam on the server; a static host does not (no /api/info). */
+/** `streamstyle serve` also paints the webcam and video files on the server; a static host does not. */
 async function offerServerMode() {
   try {
     const response = await fetch('api/info');
-    if (response.ok && (await response.json()).live) $('run-on-label').hidden = false;
+    if (!response.ok) return;
+    const offered = await response.json();
+    $('run-on-label').hidden = !offered.live;
+    $('video-job').hidden = !offered.jobs;
   } catch {
     // a static host: the page paints in the browser only
   }
+}
+
+function describeJob(job) {
+  if (job.state === 'queued') return job.place === 1 ? 'next in line' : `waiting: ${job.place - 1} before it`;
+  if (job.state === 'running') return job.total ? `painting frame ${job.frames} of ${job.total}` : `painting frame ${job.frames}`;
+  if (job.state === 'failed') return `failed: ${job.error}`;
+  return job.state;
+}
+
+/** Send a video file to the server, follow its progress, offer the result. */
+async function sendVideo(file) {
+  const form = new FormData();
+  form.append('style', String(state.builtin));
+  form.append('strength', $('strength').value);
+  if (Number($('size').value)) form.append('max_size', $('size').value);
+  form.append('file', file);
+  $('video-state').textContent = 'sending…';
+  $('video-result').hidden = true;
+  const response = await fetch('api/jobs', { method: 'POST', body: form });
+  const job = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) {
+    $('video-state').textContent = '';
+    throw new StreamstyleError(job.error);
+  }
+  $('video-cancel').hidden = false;
+  $('video-cancel').onclick = () => fetch(`api/jobs/${job.id}`, { method: 'DELETE' });
+  const events = new EventSource(`api/jobs/${job.id}/events`);
+  events.onmessage = (event) => {
+    const now = JSON.parse(event.data);
+    $('video-state').textContent = describeJob(now);
+    $('video-progress').value = now.total ? now.frames / now.total : 0;
+    if (['done', 'failed', 'cancelled'].includes(now.state)) {
+      events.close();
+      $('video-cancel').hidden = true;
+      if (now.state === 'done') {
+        $('video-result').href = now.result;
+        $('video-result').hidden = false;
+      }
+    }
+  };
 }
 
 async function start() {
@@ -336,6 +379,7 @@ async function start() {
   fromPicker($('photo-input'), takePhoto);
   fromPicker($('painting-input'), (file) => takePainting(file, false));
   fromPicker($('painting2-input'), (file) => takePainting(file, true));
+  fromPicker($('video-input'), sendVideo);
   for (const control of ['strength', 'mix', 'size']) $(control).addEventListener('change', render);
   $('webcam-start').addEventListener('click', () => startWebcam().catch(showError));
   $('webcam-stop').addEventListener('click', stopWebcam);
