@@ -158,6 +158,15 @@ def test_bad_uploads_get_a_clear_error_and_the_server_goes_on(server, temporary,
                 assert answer[0] == status and answer[1]["error"].startswith(said), (kwargs.get("name"), answer)
             async with client.post(server.origin + "api/jobs", data=b"not a form") as got:
                 assert got.status == 400
+            # Another site's page cannot send a job (a form posts without asking), nor read an answer.
+            form = aiohttp.FormData()
+            form.add_field("file", BUNNY.read_bytes(), filename="bunny.mp4")
+            async with client.post(server.origin + "api/jobs", data=form, headers={"Origin": "http://elsewhere.example"}
+                                   ) as got:  # fmt: skip
+                assert (got.status, await got.json()) == (403, {"error": "requests from other sites are not taken"})
+            async with client.options(server.origin + "api/jobs", headers={"Origin": "http://elsewhere.example",
+                                      "Access-Control-Request-Method": "POST"}) as got:  # fmt: skip
+                assert "Access-Control-Allow-Origin" not in got.headers
             status, job = await upload(client, server.origin, BUNNY, max_size=SMALL)
             assert status == 201
             assert (await follow(client, server.origin, job["id"]))[-1]["state"] == "done"

@@ -105,7 +105,17 @@ def make_app(site: Site, token: str | None = None, calls: LiveCalls | None = Non
         if calls is not None:
             await calls.close()
 
-    app = web.Application(middlewares=[check_token])
+    @web.middleware
+    async def same_origin_only(request: web.Request, handler):
+        # CORS stays closed: no Access-Control-* header is ever sent, so another site's page cannot read an
+        # answer; and what changes something (an upload, an offer, a cancel) must not come from another site's
+        # form either, which a browser sends without asking.
+        origin = request.headers.get("Origin")
+        if request.method not in ("GET", "HEAD") and origin and origin != f"{request.scheme}://{request.host}":
+            return web.json_response({"error": "requests from other sites are not taken"}, status=403)
+        return await handler(request)
+
+    app = web.Application(middlewares=[same_origin_only, check_token])
     if calls is not None:
         app.router.add_post("/offer", offer)
         app.on_shutdown.append(close_calls)
