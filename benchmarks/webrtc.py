@@ -25,7 +25,7 @@ from streamstyle.io.images import read_image
 from streamstyle.processing.stages import resized
 from tests.rtsp.publish import read_stamp
 from tests.web.browser import PageServer
-from tests.web.rtc import Call, start_call
+from tests.web.rtc import Call, StillCamera, start_call
 
 CAMERA = (360, 640)
 PHOTO = Path("samples/photos/skimage_coffee.png")
@@ -39,6 +39,7 @@ def cpu_seconds(pid: int) -> float:
 
 def latencies(call: Call) -> list[float]:
     """Milliseconds from sending each counter to receiving it back, for the pictures whose counter reads back."""
+    assert isinstance(call.camera, StillCamera)
     found = []
     for picture in call.pictures:
         index = read_stamp(resized(picture.image, CAMERA))
@@ -49,8 +50,9 @@ def latencies(call: Call) -> list[float]:
 
 
 async def measure(origin: str, sessions: int, seconds: float, fps: float, camera: np.ndarray) -> list[Call]:
-    calls = await asyncio.gather(*(start_call(origin, camera, fps, counter=True, style="7", strength=0.0,
-                                              smoothing=False) for _ in range(sessions)))  # fmt: skip
+    starting = (start_call(origin, StillCamera(camera, fps, counter=True), style="7", strength=0.0, smoothing=False)
+                for _ in range(sessions))  # fmt: skip
+    calls = await asyncio.gather(*starting)
     await asyncio.sleep(seconds)
     await asyncio.gather(*(call.close() for call in calls))
     return calls

@@ -8,8 +8,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import av
 import numpy as np
 import pytest
+from aiortc.contrib.media import MediaPlayer
 
 from streamstyle.engines.quantize import psnr
 from streamstyle.io.images import read_image
@@ -18,7 +20,7 @@ from streamstyle.processing.stylizer import Stylizer
 
 from .conftest import SAMPLES, STARTUP_S
 from .web.browser import PageServer
-from .web.rtc import CLOCK, Call, post_offer, start_call
+from .web.rtc import CLOCK, Call, StillCamera, ToneMicrophone, post_offer, start_call
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -59,7 +61,7 @@ def painted(camera: np.ndarray, style: str, shape: tuple[int, int]) -> np.ndarra
 
 def test_the_camera_comes_back_stylized_with_its_timestamps_and_settings_change_mid_call(server, camera):
     async def scenario() -> Call:
-        call = await start_call(server.origin, camera, FPS, style="7", smoothing=False)
+        call = await start_call(server.origin, StillCamera(camera, FPS), style="7", smoothing=False)
         try:
             await until(lambda: len(call.pictures), 8, "stylized pictures")
             last = call.pictures[-1].image
@@ -91,13 +93,36 @@ def test_the_camera_comes_back_stylized_with_its_timestamps_and_settings_change_
     assert (steps > 0).all() and (steps % (CLOCK // FPS) == 0).all(), steps
 
 
+def test_a_clip_played_by_aiortcs_media_player_comes_back_stylized(server):
+    clip = SAMPLES / "clips" / "bikes.mp4"
+
+    async def scenario() -> Call:
+        player = MediaPlayer(str(clip))
+        assert player.video is not None
+        call = await start_call(server.origin, player.video, style="7", smoothing=False)
+        try:
+            await until(lambda: len(call.pictures), 10, "stylized pictures of the clip")
+        finally:
+            await call.close()
+            player.video.stop()
+        return call
+
+    call = asyncio.run(scenario())
+    # What comes back is the clip painted: nearer the clip's first frame painted than that frame itself.
+    with av.open(str(clip)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    last = call.pictures[-1].image
+    unpainted = psnr(last, resized(first, last.shape[:2]))
+    assert unpainted < 20 and psnr(last, painted(first, "7", last.shape[:2])) > unpainted
+
+
 def test_sound_sent_with_the_camera_comes_back(server, camera):
     async def scenario() -> Call:
-        call = await start_call(server.origin, camera, FPS, sound=True, style="7")
+        call = await start_call(server.origin, StillCamera(camera, FPS), microphone=ToneMicrophone(), style="7")
         try:
             await until(lambda: len(call.pictures), 5, "stylized pictures")
             await until(lambda: sum(level > 0.1 for level in call.sound_levels), 150, "3 s of the tone back")
-            assert call.microphone is not None
+            assert isinstance(call.microphone, ToneMicrophone)
             sent, back, latency = call.microphone.sent, len(call.sound_levels), call.last("stats")
         finally:
             await call.close()
@@ -116,7 +141,8 @@ def test_a_model_slower_than_the_camera_drops_frames_instead_of_delaying_them(se
     fast = 60  # frames a second: more than the model takes on a CPU at any size, let alone beside other work
 
     async def scenario() -> dict:
-        call = await start_call(server.origin, np.ascontiguousarray(resized(camera, (424, 640))), fast, style="7")
+        picture = np.ascontiguousarray(resized(camera, (424, 640)))
+        call = await start_call(server.origin, StillCamera(picture, fast), style="7")
         try:
             await until(lambda: len(call.pictures), 30, "stylized pictures")
             await until(lambda: len([m for m in call.messages if m["type"] == "stats"]), 3, "the server's figures")
@@ -135,7 +161,8 @@ def test_a_model_slower_than_the_camera_drops_frames_instead_of_delaying_them(se
 
 def test_three_calls_at_once_and_a_fourth_is_told_to_wait(camera):
     async def scenario(origin: str) -> list[Call]:
-        calls = await asyncio.gather(*(start_call(origin, camera, FPS, style=style) for style in ("7", "1", "12")))
+        starting = (start_call(origin, StillCamera(camera, FPS), style=style) for style in ("7", "1", "12"))
+        calls = await asyncio.gather(*starting)
         try:
             await asyncio.gather(*(until(lambda c=c: len(c.pictures), 5, "pictures on each call") for c in calls))
             status, answer = await post_offer(origin + "offer", {"sdp": "v=0", "type": "offer"})
@@ -156,7 +183,8 @@ def test_offers_without_the_token_are_refused_and_paintings_are_chosen_by_name(c
     async def scenario(origin: str) -> np.ndarray:
         status, answer = await post_offer(origin + "offer", {"sdp": "v=0", "type": "offer"})
         assert (status, answer) == (401, "this server needs its token: open the URL it printed when it started\n")
-        call = await start_call(origin, camera, FPS, token="s3cret", style=hokusai.stem, smoothing=False)
+        still = StillCamera(camera, FPS)
+        call = await start_call(origin, still, token="s3cret", style=hokusai.stem, smoothing=False)
         try:
             await until(lambda: len(call.pictures), 3, "pictures with the token")
         finally:
@@ -181,7 +209,7 @@ def test_bad_offers_get_a_clear_error_and_the_server_goes_on(server, camera):
         ]:  # fmt: skip
             status, answer = await post_offer(url, offer)
             assert status == 400 and isinstance(answer, dict) and answer["error"].startswith(said), (offer, answer)
-        call = await start_call(server.origin, camera, FPS, style="7")
+        call = await start_call(server.origin, StillCamera(camera, FPS), style="7")
         try:
             await until(lambda: len(call.pictures), 3, "pictures after the bad offers")
         finally:

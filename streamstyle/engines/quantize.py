@@ -102,8 +102,9 @@ def to_8bit(images: np.ndarray) -> np.ndarray:
 
 
 def psnr(first: np.ndarray, second: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two 8-bit pictures ([H,W,C], values 0-255)."""
-    error = float(np.mean((first - second) ** 2))
+    """Peak signal-to-noise ratio in dB of two 8-bit pictures ([H,W,C], values 0-255, uint8 or float): the
+    difference is taken in float64, never in the pictures' own type (uint8 would wrap around)."""
+    error = float(np.mean((np.asarray(first, np.float64) - np.asarray(second, np.float64)) ** 2))
     return float("inf") if error == 0 else 10.0 * float(np.log10(255.0**2 / error))
 
 

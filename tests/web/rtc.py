@@ -89,8 +89,8 @@ class Call:
     """One call to a server: what came back, and the server's messages (stats, settings, errors)."""
 
     peer: RTCPeerConnection
-    camera: StillCamera
-    microphone: ToneMicrophone | None = None
+    camera: MediaStreamTrack
+    microphone: MediaStreamTrack | None = None
     pictures: list[Received] = field(default_factory=list)
     sound_levels: list[float] = field(default_factory=list)  # RMS of each chunk of sound back, 0-1
     messages: list[dict] = field(default_factory=list)
@@ -118,16 +118,15 @@ async def post_offer(url: str, offer: object, token: str | None = None) -> tuple
         return response.status, text
 
 
-async def start_call(origin: str, picture: np.ndarray, fps: float, token: str | None = None, counter: bool = False,
-                     sound: bool = False, **settings: object) -> Call:  # fmt: skip
-    """Offer the still camera to `origin`/offer with `settings` (style, strength, smoothing); the call runs until
-    closed. An error answer raises AssertionError with the server's message."""
+async def start_call(origin: str, camera: MediaStreamTrack, token: str | None = None,
+                     microphone: MediaStreamTrack | None = None, **settings: object) -> Call:  # fmt: skip
+    """Offer `camera` (and `microphone`) to `origin`/offer with `settings` (style, strength, smoothing); the call
+    runs until closed. An error answer raises AssertionError with the server's message."""
     peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    call = Call(peer, StillCamera(picture, fps, counter))
-    peer.addTrack(call.camera)
-    if sound:
-        call.microphone = ToneMicrophone()
-        peer.addTrack(call.microphone)
+    call = Call(peer, camera, microphone)
+    peer.addTrack(camera)
+    if microphone:
+        peer.addTrack(microphone)
     call.channel = peer.createDataChannel("settings")
     call.channel.on("message", lambda message: call.messages.append(json.loads(message)))  # type: ignore[attr-defined]
 
