@@ -156,6 +156,7 @@ def test_a_model_slower_than_the_camera_drops_frames_instead_of_delaying_them(se
     waiting = stats["frames_in"] - stats["frames_out"] - stats["dropped"]
     assert 0 <= waiting <= IN_FLIGHT, stats  # nothing queues behind the model
     assert stats["dropped"] > 0, stats  # it could not keep up at 60 fps, and dropped rather than fell behind
+    assert stats["size"] < 480, stats  # and the inference size shrank from --live-size to hold the rate
     assert stats["latency_ms_p95"] < 5000, stats
 
 
