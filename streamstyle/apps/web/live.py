@@ -42,16 +42,20 @@ from streamstyle.processing.stylizer import Stylizer, check_strength
 log = logging.getLogger(__name__)
 
 STATS_EVERY_S = 1.0
+ADAPT_EVERY_S = 1.0
 LATENCY_WINDOW = 60  # frames the latency figures are taken over
 
 
-def adapt_size(size: int, seconds_per_frame: float, frame_interval: float, smallest: int, largest: int) -> int:
-    """The next inference size (longer side): a network's cost grows with the pixels, the square of the side, so
-    a frame that took longer than the interval shrinks the side by the square root of the excess (and 5% more,
-    to settle below it); one that took under 70% of it grows the side by 10%. A multiple of 4, within bounds."""
-    if seconds_per_frame > frame_interval:
-        wanted = size * math.sqrt(frame_interval / seconds_per_frame) * 0.95
-    elif seconds_per_frame < 0.7 * frame_interval:
+def adapt_size(size: int, delivered: float, latency: float, frame_interval: float, smallest: int, largest: int
+               ) -> int:  # fmt: skip
+    """The next inference size (longer side), from the share of the camera's frames that went out over the last
+    second (`delivered`) and the latency of the last ones. A network's cost grows with the pixels, the square of
+    the side: under 90% delivered shrinks the side by the square root of the share (and 5% more, to settle below
+    it); all delivered with a latency under half the frame interval (room to spare) grows it by 10%. A multiple of
+    4, within bounds."""
+    if delivered < 0.9:
+        wanted = size * math.sqrt(delivered) * 0.95
+    elif latency < 0.5 * frame_interval:
         wanted = size * 1.1
     else:
         return size
@@ -221,6 +225,7 @@ class LiveSession:
         self.ended = asyncio.Event()
         self._last_pts: int | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._weighed = (time.monotonic(), 0, 0)  # when the size was last weighed; frames in and out then
 
     def spawn(self, work: Coroutine[object, object, None]) -> None:
         """Run `work` on the event loop, holding on to its task until it ends."""
@@ -229,9 +234,16 @@ class LiveSession:
         task.add_done_callback(self._tasks.discard)
 
     def sizes(self) -> SizeSettings:
-        if self.adapt and self.sink and self.sink.latencies:
-            self.size = adapt_size(self.size, self.sink.latencies[-1], self.frame_interval, SMALLEST_LIVE_SIDE,
-                                   self.largest)  # fmt: skip
+        """The model stage's sizes for its next frame: once a second the size is weighed again (adapt_size)."""
+        now = time.monotonic()
+        if self.adapt and self.sink and self.sink.latencies and now - self._weighed[0] >= ADAPT_EVERY_S:
+            came = self.source.frames - self._weighed[1]
+            went = self.sink.frames - self._weighed[2]
+            latency = median_and_p95(list(self.sink.latencies)[-10:])
+            if came > 0 and latency:
+                self.size = adapt_size(self.size, went / came, latency[0], self.frame_interval, SMALLEST_LIVE_SIDE,
+                                       self.largest)  # fmt: skip
+            self._weighed = (now, self.source.frames, self.sink.frames)
         return SizeSettings(max_size=self.size)
 
     def stats(self) -> dict[str, object]:
