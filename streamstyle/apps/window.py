@@ -180,6 +180,9 @@ class LiveWindow(Sink[AudioChunk]):
                 self._last = frame
             if key != -1 and not self._on_key(key & 0xFF):
                 return
+            if self.deck.failure:
+                failure, self.deck.failure = self.deck.failure, None
+                self.notify(f"style not changed: {failure}")
             if self.report.shown and cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 return  # the window was closed
 
@@ -202,7 +205,8 @@ class LiveWindow(Sink[AudioChunk]):
         fps = (len(self._shown_at) - 1) / (self._shown_at[-1] - self._shown_at[0]) if len(self._shown_at) > 2 else 0
         latency = statistics.median(self.report.latencies_ms[-30:]) if self.report.latencies_ms else 0.0
         smoothing = self.temporal.mode if self.smoothing else "off"
-        lines = [f"{self.deck.label}  strength {self.deck.strength:.1f}",
+        loading = "  (loading)" if self.deck.loading else ""
+        lines = [f"{self.deck.label}  strength {self.deck.strength:.1f}{loading}",
                  f"{fps:.1f} fps  latency {latency:.0f} ms  smoothing {smoothing}"]  # fmt: skip
         if self.recording:
             lines.append("REC")
