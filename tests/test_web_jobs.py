@@ -175,6 +175,24 @@ def test_bad_uploads_get_a_clear_error_and_the_server_goes_on(server, temporary,
     assert not list(temporary.glob("streamstyle-jobs-*/*.upload"))  # no refused upload is left on the disk
 
 
+def test_finished_jobs_are_deleted_after_keep_hours(tmp_path):
+    async def scenario(origin: str) -> None:
+        async with aiohttp.ClientSession() as client:
+            _, job = await upload(client, origin, BUNNY, max_size=SMALL)
+            assert (await follow(client, origin, job["id"]))[-1]["state"] == "done"
+            deadline = time.monotonic() + STALL_S
+            while True:  # kept for --keep (3.6 s here), then gone, files and all
+                async with client.get(f"{origin}api/jobs/{job['id']}") as got:
+                    if got.status == 404:
+                        break
+                assert time.monotonic() < deadline, "the finished job was never deleted"
+                await asyncio.sleep(0.5)
+
+    with PageServer("--keep", "0.001", env={"TMPDIR": str(tmp_path)}) as keeping:
+        asyncio.run(scenario(keeping.origin))
+        assert not [path for path in tmp_path.glob("streamstyle-jobs-*/*") if path.is_file()]
+
+
 def test_jobs_need_the_token_off_loopback():
     async def scenario(origin: str, token: str) -> None:
         async with aiohttp.ClientSession() as client:

@@ -221,8 +221,10 @@ def add_job_routes(app: web.Application, jobs: VideoJobs) -> None:
 
     async def sweep_now_and_then(_app: web.Application) -> AsyncIterator[None]:
         async def sweep() -> None:
+            # Often enough that no finished job outlives --keep by more than a quarter of it (a minute at most).
+            every = min(60.0, max(1.0, jobs.keep_hours * 3600 / 4))
             while True:
-                await asyncio.sleep(60)
+                await asyncio.sleep(every)
                 jobs.sweep()
 
         sweeping = asyncio.ensure_future(sweep())
