@@ -25,8 +25,7 @@ from streamstyle.io.media import open_video
 from streamstyle.processing.runtime import Runtime
 from streamstyle.processing.stylizer import Stylizer, check_strength
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
-FINISHED = ("done", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled")  # the states a job ends in; before: queued, running
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 # The container of the result: an MP4 stays an MP4 (a browser plays it); anything else goes into Matroska, which
 # holds every codec the input's other streams may have.
