@@ -37,6 +37,11 @@ class Address:
         return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
 
+def error(status: int, message: str) -> web.Response:
+    """What every API answer that refuses says: {"error": message}, with its status."""
+    return web.json_response({"error": message}, status=status)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -82,15 +87,15 @@ def make_app(site: Site, token: str | None = None, calls: LiveCalls | None = Non
         try:
             body = await request.json()
         except ValueError:
-            return web.json_response({"error": "the offer is not JSON"}, status=400)
+            return error(400, "the offer is not JSON")
         if not isinstance(body, dict):
-            return web.json_response({"error": "the offer is a JSON object"}, status=400)
+            return error(400, "the offer is a JSON object")
         try:
             return web.json_response(await calls.answer(body))
-        except CallsFull as error:
-            return web.json_response({"error": str(error)}, status=503)
-        except StreamstyleError as error:
-            return web.json_response({"error": str(error)}, status=400)
+        except CallsFull as full:
+            return error(503, str(full))
+        except StreamstyleError as failure:
+            return error(400, str(failure))
 
     async def info(_request: web.Request) -> web.Response:
         described: dict[str, object] = {"live": calls is not None, "jobs": jobs is not None}
@@ -112,7 +117,7 @@ def make_app(site: Site, token: str | None = None, calls: LiveCalls | None = Non
         # form either, which a browser sends without asking.
         origin = request.headers.get("Origin")
         if request.method not in ("GET", "HEAD") and origin and origin != f"{request.scheme}://{request.host}":
-            return web.json_response({"error": "requests from other sites are not taken"}, status=403)
+            return error(403, "requests from other sites are not taken")
         return await handler(request)
 
     app = web.Application(middlewares=[same_origin_only, check_token])
@@ -144,9 +149,6 @@ def add_job_routes(app: web.Application, jobs: VideoJobs) -> None:
             raise web.HTTPNotFound(text=json.dumps({"error": "no such job (finished jobs are kept for a while, then "
                                                              "deleted)"}), content_type="application/json")  # fmt: skip
         return job
-
-    def error(status: int, message: str) -> web.Response:
-        return web.json_response({"error": message}, status=status)
 
     async def create(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > jobs.max_upload:
