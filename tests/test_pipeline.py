@@ -1,7 +1,9 @@
 """The stage chain itself: order, overlap and failure."""
 
 import itertools
+import signal
 import threading
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -78,3 +80,55 @@ def test_a_failing_sink_stops_the_source_and_the_error_reaches_the_caller():
         Chain(source, [("pass", lambda items: items)], sink, queue_size=4).run()
     assert next(produced) < 100  # the source stopped soon after, it did not run to its end
     assert not [t for t in threading.enumerate() if t.name.startswith("streamstyle-")]
+
+
+class Watched(Sink):
+    """An endless source and a sink that note every use after the chain's run() has returned."""
+
+    def __init__(self):
+        self.returned = False
+        self.late: list[str] = []
+
+    def __iter__(self):
+        for index in itertools.count():
+            self._use("source")
+            yield index
+
+    def _use(self, role):
+        if self.returned:
+            self.late.append(role)
+
+    def write(self, frame):
+        self._use("sink")
+
+    def write_audio(self, audio):
+        self._use("sink")
+
+    def close(self):
+        pass
+
+
+def test_ctrl_c_at_any_moment_of_run_leaves_no_step_using_the_source_or_sink():
+    """Its caller closes the source and sink as soon as run() is interrupted (a file job frees the input's and the
+    output's codecs): a step still using them then would use freed memory. The interrupt here comes at random
+    moments of the first milliseconds, where run() starts its threads, and later."""
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    random = np.random.default_rng(0)
+    try:
+        for delay in random.uniform(0.0, 0.004, size=100):
+            watched = Watched()
+            chain = Chain(watched, [("pass", lambda items: items)], watched, queue_size=2)
+            with pytest.raises(KeyboardInterrupt):
+                signal.setitimer(signal.ITIMER_REAL, delay)
+                chain.run()
+            watched.returned = True
+            time.sleep(0.002)
+            chain.stop_event.set()  # a step the chain left running stops, so the next round starts clean
+            assert watched.late == [], f"used after run() was interrupted {delay * 1000:.2f} ms in"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -50,8 +50,9 @@ class ErrorReportingGroup(click.Group):
             click.echo("streamstyle: interrupted" if signum == signal.SIGINT else
                        f"streamstyle: stopped by {signal.Signals(signum).name}", err=True)  # fmt: skip
             if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
-                # A second Ctrl-C cut the closing short: pipeline threads are still inside native code (the
-                # model, the codecs), and tearing the interpreter down under them aborts the process.
+                # A step did not stop in time (a second Ctrl-C cut the closing short, or a read blocks on a pipe):
+                # it is still inside native code (the model, the codecs), and tearing the interpreter down under
+                # it aborts the process.
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(128 + signum)

@@ -12,6 +12,8 @@ stale frames. Files never drop a frame."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import queue
 import threading
 import time
@@ -107,6 +109,9 @@ class Chain:
                 continue
         timer.busy -= time.perf_counter() - waited
 
+    def _staged(self, stage: Stage, inbox: queue.Queue, timer: StageTimer) -> Iterator[Item]:
+        return stage(cast(Iterator[Item], self._receive(inbox, timer)))
+
     def _deliver(self, items: Iterator[Item]) -> None:
         for item in items:
             if isinstance(item, Frame):
@@ -114,8 +119,20 @@ class Chain:
             else:
                 self.sink.write_audio(item)
 
-    def _run_step(self, timer: StageTimer, produce: Callable[[], Iterator[object]],
-                  consume: Callable[[Iterator[object]], None] | None, outbox: queue.Queue | None) -> None:  # fmt: skip
+    def _run_step(self, gate: threading.Barrier, ended: queue.SimpleQueue, timer: StageTimer,
+                  produce: Callable[[], Iterator[object]], consume: Callable[[Iterator[object]], None] | None,
+                  outbox: queue.Queue | None) -> None:  # fmt: skip
+        try:
+            try:
+                gate.wait()
+            except threading.BrokenBarrierError:
+                return  # the caller was interrupted while it started the steps: this one must not begin
+            self._work(timer, produce, consume, outbox)
+        finally:
+            ended.put(threading.current_thread())
+
+    def _work(self, timer: StageTimer, produce: Callable[[], Iterator[object]],
+              consume: Callable[[Iterator[object]], None] | None, outbox: queue.Queue | None) -> None:  # fmt: skip
         start = time.perf_counter()
         try:
             if consume is not None:
@@ -134,50 +151,52 @@ class Chain:
             timer.busy += time.perf_counter() - start
 
     def run(self, on_tick: Callable[[], None] | None = None) -> None:
-        """Run to the end of the source; on_tick is called in the caller's thread about 10 times a second."""
+        """Run to the end of the source; on_tick is called in the caller's thread about 10 times a second.
+
+        Interrupted (Ctrl-C, or any exception in this thread), it stops every step and returns only once none of
+        them uses the source or the sink any more, or after 10 s, so its caller can close them."""
         names = ["source", *[name for name, _ in self.stages], "sink"]
         self.timers = [StageTimer(name) for name in names]
         queues: list = [queue.Queue(maxsize=self.queue_size) for _ in range(len(self.stages) + 1)]
         if self.live:
             queues[0] = self.newest = NewestSlot()
-        threads = [
-            threading.Thread(
-                target=self._run_step,
-                args=(self.timers[0], lambda: iter(self.source), None, queues[0]),
-                name="streamstyle-source",
-                daemon=True,
-            )
+        # (timer, produce, consume, outbox) of each step, in order
+        steps: list[tuple[StageTimer, Callable[[], Iterator[Any]], Callable[[Iterator[Any]], None] | None, Any]] = [
+            (self.timers[0], lambda: iter(self.source), None, queues[0])
         ]
-        for index, (name, stage) in enumerate(self.stages):
+        for index, (_, stage) in enumerate(self.stages):
             inbox, timer = queues[index], self.timers[index + 1]
-            threads.append(
-                threading.Thread(
-                    target=self._run_step,
-                    args=(timer, lambda s=stage, i=inbox, t=timer: s(self._receive(i, t)), None, queues[index + 1]),
-                    name=f"streamstyle-{name}",
-                    daemon=True,
-                )
-            )
+            steps.append((timer, functools.partial(self._staged, stage, inbox, timer), None, queues[index + 1]))
         sink_timer = self.timers[-1]
-        threads.append(
-            threading.Thread(
-                target=self._run_step,
-                args=(sink_timer, lambda: self._receive(queues[-1], sink_timer), self._deliver, None),
-                name="streamstyle-sink",
-                daemon=True,
-            )
-        )
-        for thread in threads:
-            thread.start()
+        steps.append((sink_timer, lambda: self._receive(queues[-1], sink_timer), self._deliver, None))
+        # Every step waits at this gate until all are started: a Ctrl-C can come while this thread starts them, and
+        # a step started then, not yet joinable, must not begin once the caller may be closing the source and sink.
+        gate = threading.Barrier(len(steps) + 1)
+        # Each step reports here when it is done. Waiting on Thread.join instead is unsafe: a Ctrl-C that lands
+        # inside it marks a running thread as ended (CPython 3.11's bpo-45274 handling), and run() would return
+        # under it.
+        ended: queue.SimpleQueue[threading.Thread] = queue.SimpleQueue()
+        threads = [threading.Thread(target=self._run_step, args=(gate, ended, *step), name=f"streamstyle-{name}",
+                                    daemon=True) for name, step in zip(names, steps, strict=True)]  # fmt: skip
+        started: list[threading.Thread] = []
+        done: set[threading.Thread] = set()
         try:
-            while any(thread.is_alive() for thread in threads):
-                threads[-1].join(timeout=_POLL_SECONDS)
+            for thread in threads:
+                thread.start()
+                started.append(thread)
+            gate.wait()
+            while len(done) < len(threads):
+                with contextlib.suppress(queue.Empty):
+                    done.add(ended.get(timeout=_POLL_SECONDS))
                 if on_tick:
                     on_tick()
         except BaseException:
+            gate.abort()
             self.stop_event.set()
-            for thread in threads:
-                thread.join(timeout=10)
+            deadline = time.monotonic() + 10
+            while not done.issuperset(started) and (left := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(queue.Empty):
+                    done.add(ended.get(timeout=left))
             raise
         if self._errors:
             raise self._errors[0]
