@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -73,6 +74,13 @@ def takes_ctrl_c() -> None:
     shell's background job: a suite run with nohup or `&` passes that on), so the command gets it as a terminal's
     foreground job would."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_cli(*args: object, timeout: float = 2 * STARTUP_S, **kwargs) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import threading
 from fractions import Fraction
 
@@ -23,7 +22,7 @@ from streamstyle.io.live_writer import LiveWriter
 from streamstyle.io.urls import target_format
 from streamstyle.processing.chain import NewestSlot
 
-from .conftest import SAMPLES, STARTUP_S, run_cli, wait_for_count
+from .conftest import SAMPLES, STARTUP_S, free_port, run_cli, wait_for_count
 from .media import FLASH_SOURCE, beep_times, flash_onsets, sort_decoded, video_timestamps, write_flash_clip
 from .restreamer import Restreamer
 
@@ -83,12 +82,6 @@ def test_live_writer_keeps_capture_timing_and_renames_when_closed(tmp_path):
     with av.open(str(out)) as container:
         assert (container.streams.video[0].width, container.streams.video[0].height) == (120, 90)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["live.mp4"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 STREAM_OPTIONS = ("--style", "7", "--max-size", "96", "--temporal", "off")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 HELP = Path(__file__).parent / "data" / "help"
-COMMANDS = ["", "file", "webcam", "stream", "run", "image", "bench", "train", "eval-temporal", "export", "serve",
-            "export-web", "styles", "models"]
+COMMANDS = ["", "file", "batch", "webcam", "stream", "run", "image", "bench", "train", "eval-temporal", "export",
+            "serve", "export-web", "styles", "models"]
 HEAVY = ("torch", "av", "cv2")
 
 

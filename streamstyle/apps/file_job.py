@@ -79,7 +79,7 @@ def stylize_file(
                               batch_size=batch_size or stylizer.runtime.default_batch_size)  # fmt: skip
         chain = Chain(file_source, stages, sink)
         announced = container.streams.video[0].frames or None
-        total = announced or _estimate_frames(container)
+        total = announced or estimate_frames(container)
         start = time.perf_counter()
         chain.run(lambda: on_progress(sink.frames, total) if on_progress else None)
         if sink.frames == 0:
@@ -95,7 +95,9 @@ def stylize_file(
     return report
 
 
-def _estimate_frames(container: av.container.InputContainer) -> int | None:
+def estimate_frames(container: av.container.InputContainer) -> int | None:
+    """The frames a video file holds: as its container announces, else from its duration and rate; None if
+    neither says. Nothing is decoded."""
     video = container.streams.video[0]
     rate = video.average_rate or video.guessed_rate
     if container.duration and rate:

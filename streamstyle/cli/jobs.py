@@ -3,6 +3,7 @@ the job of its kind (streamstyle.apps.jobs), with the terminal's progress, statu
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -26,11 +27,13 @@ from streamstyle.cli.progress import (
     configure_logging,
     console,
     file_progress,
+    print_batch_summary,
     print_file_summary,
     say,
     say_with_time,
     warn,
 )
+from streamstyle.core.errors import BatchError
 from streamstyle.core.settings import (
     BATCH_SIZE,
     CRF,
@@ -42,38 +45,95 @@ from streamstyle.core.settings import (
 )
 
 
+def file_job_options(command):
+    """The options of a file job, shared by `file` and `batch`: the command receives them as `sections` of a
+    pipeline config (all but the input and the output, which are the command's own), and `quiet`."""
+
+    @functools.wraps(command)
+    def with_sections(*args, style: dict, runtime: dict, batch_size: int | None, max_size: int | None,
+                      scale: float | None, output_size: str | None, codec: str | None, preset: str | None,
+                      crf: int | None, pix_fmt: str | None, temporal: str | None, smooth: float | None,
+                      strict: bool | None, audio: bool | None, overwrite: bool | None, **kwargs):  # fmt: skip
+        sections = {
+            "source": options_given(strict=strict),
+            "style": style,
+            "runtime": runtime | options_given(batch_size=batch_size),
+            "size": options_given(max_size=max_size, scale=scale, output_size=output_size),
+            "encoder": options_given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
+            "temporal": options_given(mode=temporal, smooth=smooth),
+            "output": options_given(audio=audio, overwrite=overwrite),
+        }
+        return command(*args, sections=sections, **kwargs)
+
+    options = [
+        style_options,
+        click.option("--batch-size", type=int_range(BATCH_SIZE),
+                     help="Frames per model call (default: 8 on CUDA, 1 on CPU)."),
+        click.option("--max-size", type=int_range(MAX_SIZE), help="Run the model with the longer side at most this."),
+        click.option("--scale", type=float_range(SCALE), help="Run the model at this fraction of the input size."),
+        click.option("--output-size", help="WIDTHxHEIGHT of the output video (default: the input's)."),
+        encoder_options,
+        click.option("--crf", type=int_range(CRF), help="Constant quality (default 18 for x264, 20 x265, 31 vp9)."),
+        click.option("--pix-fmt", help="Output pixel format (default yuv420p)."),
+        temporal_options("flow", TemporalSettings().smooth),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (a damaged input is still said)."),
+        click.option("--strict", is_flag=True, default=None,
+                     help="A damaged input (ended early, corrupt packets) is an error: exit 2, nothing written."),
+        audio_option,
+        overwrite_option,
+    ]  # fmt: skip
+    for option in reversed(options):
+        with_sections = option(with_sections)
+    return with_sections
+
+
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
-@style_options
-@click.option("--batch-size", type=int_range(BATCH_SIZE), help="Frames per model call (default: 8 on CUDA, 1 on CPU).")
-@click.option("--max-size", type=int_range(MAX_SIZE), help="Run the model with the longer side at most this.")
-@click.option("--scale", type=float_range(SCALE), help="Run the model at this fraction of the input size.")
-@click.option("--output-size", help="WIDTHxHEIGHT of the output video (default: the input's).")
-@encoder_options
-@click.option("--crf", type=int_range(CRF), help="Constant quality (default 18 for x264, 20 x265, 31 vp9).")
-@click.option("--pix-fmt", help="Output pixel format (default yuv420p).")
-@temporal_options("flow", TemporalSettings().smooth)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary (a damaged input is still said).")
-@click.option("--strict", is_flag=True, default=None,
-              help="A damaged input (ended early, corrupt packets) is an error: exit 2, nothing written.")
-@audio_option
-@overwrite_option
-def file(source: Path, output: Path, style: dict, runtime: dict, batch_size: int | None, max_size: int | None,
-         scale: float | None, output_size: str | None, codec: str | None, preset: str | None, crf: int | None,
-         pix_fmt: str | None, temporal: str | None, smooth: float | None, quiet: bool, strict: bool | None,
-         audio: bool | None, overwrite: bool | None) -> None:  # fmt: skip
+@file_job_options
+def file(source: Path, output: Path, sections: dict[str, dict], quiet: bool) -> None:
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
-    sections = {
-        "source": {"input": str(source)} | options_given(strict=strict),
-        "style": style,
-        "runtime": runtime | options_given(batch_size=batch_size),
-        "size": options_given(max_size=max_size, scale=scale, output_size=output_size),
-        "encoder": options_given(codec=codec, preset=preset, crf=crf, pix_fmt=pix_fmt),
-        "temporal": options_given(mode=temporal, smooth=smooth),
-        "output": {"targets": [str(output)]} | options_given(audio=audio, overwrite=overwrite),
-    }
+    sections["source"] = {"input": str(source)} | sections["source"]
+    sections["output"] = {"targets": [str(output)]} | sections["output"]
     execute(pipeline_config(sections, "command line"), quiet)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out-dir", type=click.Path(path_type=Path), required=True,
+              help="Where the outputs go, each named after its input, with the manifest (streamstyle-batch.json).")
+@click.option("--suffix", default=".mp4", show_default=True,
+              help="The outputs' container: each is named after its input with this suffix.")
+@file_job_options
+@click.option("--address", help="The Ray cluster to run on: HOST:PORT, or auto (default: RAY_ADDRESS if set, else "
+              "a Ray instance on this machine, started and stopped by the command).")
+@click.option("--workers", type=click.IntRange(min=1), help="Workers across the cluster, sharing its cores evenly "
+              "(default: one per node with all its cores, or one per GPU).")
+def batch(inputs: tuple[str, ...], out_dir: Path, suffix: str, sections: dict[str, dict], quiet: bool,
+          address: str | None, workers: int | None) -> None:  # fmt: skip
+    """Stylize many video files (INPUTS: files, folders of videos, globs) on a Ray cluster, as `file` does each.
+    Outputs already in --out-dir are skipped unless --overwrite; a file that fails is reported and the rest go on
+    (exit status 2 if any failed)."""
+    from streamstyle.apps.batch import batch_items, run_batch
+
+    configure_logging(quiet)
+    items = batch_items(inputs, out_dir, suffix)
+    # The settings of a file job; each worker gives them its own input and output.
+    sections["source"] = {"input": str(items[0].input)} | sections["source"]
+    sections["output"] = {"targets": [str(items[0].output)]} | sections["output"]
+    config = pipeline_config(sections, "command line", kind="file")
+    with file_progress(quiet, f"{len(items)} file(s) → {out_dir}") as on_progress:
+        report = run_batch(items, config, address=address, workers=workers, on_progress=on_progress,
+                           say=(lambda _: None) if quiet else say)  # fmt: skip
+    if not quiet:
+        print_batch_summary(report)
+    for result in report.results:
+        if result.status == "failed":
+            warn(f"{result.input}: {result.error}")
+        elif result.damage:
+            warn(f"{result.input}: {result.damage}")
+    if report.count("failed"):
+        raise BatchError(f"{report.count('failed')} of {len(report.results)} file(s) failed (see {report.manifest})")
 
 
 @click.command(epilog="\b\nKeys in the window:\n" + key_help())

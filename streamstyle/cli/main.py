@@ -65,7 +65,7 @@ def cli() -> None:
     """Real-time neural style transfer for images, video files, webcams and streams."""
 
 
-for command in (stills.image, jobs.file, jobs.webcam, jobs.stream, jobs.run, offline.bench, offline.train,
+for command in (stills.image, jobs.file, jobs.batch, jobs.webcam, jobs.stream, jobs.run, offline.bench, offline.train,
                 offline.eval_temporal, offline.export, web.serve, web.export_web, stills.styles,
                 stills.models):  # fmt: skip
     cli.add_command(command)

@@ -14,6 +14,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from streamstyle.apps.batch import BatchReport
     from streamstyle.apps.file_job import FileReport
     from streamstyle.processing.stylizer import Stylizer
 
@@ -103,3 +104,13 @@ def print_file_summary(report: FileReport, stylizer: Stylizer) -> None:
     console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.describe()}[/dim]")
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def print_batch_summary(report: BatchReport) -> None:
+    console.print(f"{report.count('done')} done, {report.count('skipped')} skipped (already there), "
+                  f"{report.count('failed')} failed: {report.frames} frames in {report.seconds:.1f} s "
+                  f"({report.frames / report.seconds if report.seconds else 0:.1f} fps) on {report.workers} worker(s)"
+                  )  # fmt: skip
+    for node, (files, frames, seconds) in report.per_node().items():
+        console.print(f"  {node}: {files} file(s), {frames} frames, {frames / seconds if seconds else 0:.1f} fps")
+    console.print(f"[dim]manifest: {report.manifest}[/dim]", markup=True)

@@ -35,3 +35,11 @@ class ConfigError(StreamstyleError):
 
 class ServerError(StreamstyleError):
     """A server cannot start where it was asked to listen."""
+
+
+class ClusterError(StreamstyleError):
+    """The Ray cluster to spread work over cannot be joined or started."""
+
+
+class BatchError(StreamstyleError):
+    """Some files of a batch failed (each is said, and in its manifest); the others were done."""

@@ -4,6 +4,7 @@ over, and nothing that is not an output of the same kind is replaced unless the 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import secrets
@@ -86,6 +87,13 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
     except FileNotFoundError:
         return None
     return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
+def partials_of(path: str | os.PathLike) -> list[Path]:
+    """The temporary files of every AtomicFile writer of `path` there now: being written, or left by a writer that
+    was killed."""
+    real = real_output_path(path)
+    return sorted(real.parent.glob(f".{glob.escape(real.stem)}.*.partial{glob.escape(real.suffix)}"))
 
 
 class AtomicFile:
