@@ -66,7 +66,7 @@ def test_a_batch_of_three_clips_is_spread_over_both_nodes_and_each_output_is_lik
     assert manifest_of(out)["counts"] == {"done": 0, "skipped": 3, "failed": 0}
 
 
-def test_a_bad_file_is_reported_and_the_others_are_done_on_a_ray_of_its_own(tmp_path):
+def test_a_bad_file_is_reported_and_the_others_are_done_on_a_ray_of_its_own(tmp_path, cluster):
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
     out = tmp_path / "out"
@@ -75,7 +75,10 @@ def test_a_bad_file_is_reported_and_the_others_are_done_on_a_ray_of_its_own(tmp_
     assert result.returncode == 2, result.stderr
     assert "notes.mp4" in result.stderr and "1 of 2 file(s) failed" in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
-    files = {Path(entry["input"]).name: entry for entry in manifest_of(out)["files"]}
+    manifest = manifest_of(out)
+    # A Ray of its own, on this machine, even with the module's cluster running here (which ray.init would join).
+    assert manifest["cluster"]["address"].startswith("this machine (") and manifest["cluster"]["nodes"] == 1
+    files = {Path(entry["input"]).name: entry for entry in manifest["files"]}
     assert files["notes.mp4"]["status"] == "failed" and "not a readable video" in files["notes.mp4"]["error"]
     assert files["city_2s.mpg"]["status"] == "done"
     assert video_timestamps(out / "city_2s.mp4") == video_timestamps(CLIPS / "city_2s.mpg")

@@ -174,9 +174,10 @@ def _cluster(address: str | None) -> Iterator[str]:
             # Ray runs its workers at nice 15 by default: on a machine doing other work too, the batch would
             # barely move. Here the batch is the work.
             os.environ.setdefault("RAY_worker_niceness", "0")
-            # Bound to 127.0.0.1 like every server of streamstyle: this instance is for this machine alone.
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                               _node_ip_address="127.0.0.1")  # fmt: skip
+            # Ray's servers listen on every interface; its token authentication (a token made once in ~/.ray)
+            # keeps them to this machine's user. "local": a new instance even where `ray start` runs one.
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         else:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RayError, ValueError) as error:
