@@ -43,7 +43,7 @@ demo: venv
 # (run by Debian's python3) for the restreaming tests, Chromium and its WebDriver for the web page's tests.
 # Installed only when missing.
 APT_PACKAGES := xvfb xdotool python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium chromium-driver
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium chromium-driver procps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-deps:
