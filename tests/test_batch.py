@@ -15,7 +15,7 @@ import av
 import pytest
 
 from .cluster import ENV, RayCluster
-from .conftest import SAMPLES, STARTUP_S, run_cli, takes_ctrl_c, wait_until
+from .conftest import SAMPLES, STARTUP_S, free_port, one_line_error, run_cli, takes_ctrl_c, wait_until
 from .media import audio_digest, video_timestamps, write_audio_first_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -135,3 +135,12 @@ def test_the_driver_interrupted_leaves_nothing_half_written_and_a_rerun_finishes
     assert manifest_of(out)["counts"] == {"done": 1, "skipped": 1, "failed": 0}
     assert (out / "city_2s.mp4").stat().st_mtime_ns == before  # reused, not redone
     assert video_timestamps(out / "bikes.mp4") == video_timestamps(CLIPS / "bikes.mp4")
+
+
+def test_a_cluster_that_is_not_there_is_one_line_and_nothing_is_written(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cli("batch", CLIPS / "city_2s.mpg", "--out-dir", out, "--address", f"127.0.0.1:{free_port()}",
+                     *SMALL, env=ENV)  # fmt: skip
+    one_line_error(result, "cannot reach the Ray cluster at 127.0.0.1:")
+    assert list(out.iterdir()) == []

@@ -38,6 +38,7 @@ TASK_RETRIES = 3
 _POLL_SECONDS = 0.25
 _PROGRESS_EVERY_S = 0.5
 _KILL_WAIT_S = 30.0
+_CONNECT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,8 @@ def _cluster(address: str | None) -> Iterator[str]:
     """Connected to the cluster at `address`, or to a Ray instance started here for the block (no dashboard, no
     usage report), and disconnected after: the workers this driver made go with it."""
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
     try:
         if address is None:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -186,6 +189,17 @@ def _cluster(address: str | None) -> Iterator[str]:
         yield address or f"this machine ({ray.get_runtime_context().gcs_address}, started for this batch)"
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse at once a HOST:PORT that nothing answers on: Ray itself would retry for minutes."""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return  # "auto", or a scheme Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_S).close()
+    except OSError as error:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}") from None
 
 
 @dataclass(frozen=True)
