@@ -86,6 +86,9 @@ def test_a_bad_file_is_reported_and_the_others_are_done_on_a_ray_of_its_own(tmp_
 
 
 def batch_job(inputs: list[Path], out: Path, address: str) -> subprocess.Popen:
+    """The command with one worker, started once the workers of earlier tests are gone (the test finds its worker by
+    its process title)."""
+    wait_until(lambda: not worker_pids(), 60, "the workers of earlier tests to be gone")
     return subprocess.Popen([sys.executable, "-m", "streamstyle.cli", "batch", *map(str, inputs), "--out-dir",
                              str(out), "--address", address, "--workers", "1", *SMALL],
                             stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=takes_ctrl_c)  # fmt: skip
