@@ -89,12 +89,13 @@ STREAM_OPTIONS = ("--style", "7", "--max-size", "96", "--temporal", "off")
 
 class Receiver(threading.Thread):
     """Reads a network output as a player or an ingest server would, reopening it until stopped: how many pictures
-    came, and the last one."""
+    came (coded pictures, as an ingest server keeps them: a decoder's last pictures are lost when a connection ends
+    with an error rather than an end of stream, as RTMP's does), the last one decoded, and the errors met."""
 
     def __init__(self, url: str, demuxer: str, options: dict[str, str]):
         super().__init__(daemon=True)
         self.url, self.demuxer, self.options = url, demuxer, options
-        self.count, self.last = 0, None
+        self.count, self.last, self.errors = 0, None, []
         self.stopped = threading.Event()
         self.start()
 
@@ -103,9 +104,12 @@ class Receiver(threading.Thread):
             try:
                 timeout = (STARTUP_S, 10.0)  # listening for as long as the app may take to come up
                 with av.open(self.url, format=self.demuxer, options=self.options, timeout=timeout) as container:
-                    for frame in container.decode(video=0):
-                        self.last, self.count = frame.to_ndarray(format="rgb24"), self.count + 1
-            except av.error.FFmpegError:
+                    for packet in container.demux(video=0):
+                        self.count += packet.size > 0  # the empty packet at the end only flushes the decoder
+                        for frame in packet.decode():
+                            self.last = frame.to_ndarray(format="rgb24")
+            except av.error.FFmpegError as error:
+                self.errors.append(str(error))
                 continue  # no publisher yet (a slow start), or it went away: listen again
 
 
@@ -125,7 +129,10 @@ def test_restream_to_an_rtmp_listener_udp_and_an_hls_playlist(tmp_path):
             sent = [output["frames"] for output in app.stats()["outputs"]]
         # However many pictures the model made of the clip: every one sent over RTMP came in; over UDP, which may
         # lose packets, whole pictures came.
-        wait_for_count(lambda: rtmp.count, sent[0], "the pictures sent to the RTMP listener", stall=30)
+        try:
+            wait_for_count(lambda: rtmp.count, sent[0], "the pictures sent to the RTMP listener", stall=30)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the listener met {rtmp.errors}; the app said:\n{app.log}") from None
         wait_for_count(lambda: udp.count, 1, "pictures from the UDP output", stall=30)
     finally:
         rtmp.stopped.set()
