@@ -119,8 +119,10 @@ def test_run_refuses_a_value_out_of_range_in_one_line_and_writes_nothing(tmp_pat
     "args",
     [["file", "{clip}", "{out}", "--max-size", "4"], ["file", "{clip}", "{out}", "--crf", "99"],
      ["file", "{clip}", "{out}", "--scale", "0"], ["stream", "{clip}", "{out}", "--gop", "0"],
-     ["stream", "{clip}", "{out}", "--bitrate", "5k"]],
-    ids=lambda args: args[3],
+     ["stream", "{clip}", "{out}", "--bitrate", "5k"], ["file", "{clip}", "{out}", "--segments", "0"],
+     ["file", "{clip}", "{out}", "--segments", "many"], ["file", "{clip}", "{out}", "--workers", "2"],
+     ["file", "{clip}", "{out}", "--address", "auto"]],
+    ids=lambda args: " ".join(args[3:]),
 )  # fmt: skip
 def test_an_option_out_of_range_is_one_line_that_names_it(tmp_path, clip, args):
     out = tmp_path / "out.mp4"

@@ -29,6 +29,7 @@ from streamstyle.cli.progress import (
     file_progress,
     print_batch_summary,
     print_file_summary,
+    print_segmented_summary,
     say,
     say_with_time,
     warn,
@@ -87,15 +88,60 @@ def file_job_options(command):
     return with_sections
 
 
+def cluster_options(command):
+    """Where a job on Ray runs: --address and --workers."""
+    command = click.option("--workers", type=click.IntRange(min=1), help="Workers across the cluster, sharing its "
+                           "cores evenly (default: one per node with all its cores, or one per GPU).")(command)
+    return click.option("--address", help="The Ray cluster to run on: HOST:PORT, or auto (default: RAY_ADDRESS if "
+                        "set, else a Ray instance on this machine, started and stopped by the command).")(command)
+
+
+def parse_segments(_context: click.Context, _parameter: click.Parameter, value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise click.BadParameter(f"{value!r} is neither a number of segments (1 or more) nor auto")
+
+
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @file_job_options
-def file(source: Path, output: Path, sections: dict[str, dict], quiet: bool) -> None:
+@click.option("--segments", metavar="N|auto", callback=parse_segments,
+              help="Cut SOURCE at keyframes into N segments (auto: a few per worker), stylize them on a Ray "
+              "cluster and join them into OUTPUT.")  # fmt: skip
+@cluster_options
+def file(source: Path, output: Path, sections: dict[str, dict], quiet: bool, segments: int | str | None,
+         address: str | None, workers: int | None) -> None:  # fmt: skip
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
+    if segments is None and (address or workers):
+        raise click.BadParameter("it goes with --segments (a file job on Ray)",
+                                 param_hint="'--address'" if address else "'--workers'")  # fmt: skip
     sections["source"] = {"input": str(source)} | sections["source"]
     sections["output"] = {"targets": [str(output)]} | sections["output"]
-    execute(pipeline_config(sections, "command line"), quiet)
+    config = pipeline_config(sections, "command line")
+    if segments is None:
+        execute(config, quiet)
+    else:
+        run_segmented(config, None if segments == "auto" else int(segments), address, workers, quiet)
+
+
+def run_segmented(config: PipelineConfig, segments: int | None, address: str | None, workers: int | None,
+                  quiet: bool) -> None:  # fmt: skip
+    """A file job in segments on Ray, with the terminal's progress and summary."""
+    from streamstyle.apps.segments import stylize_segmented
+
+    configure_logging(quiet)
+    source, output = Path(config.source.input), Path(config.output.targets[0])
+    with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
+        report = stylize_segmented(source, output, config, segments=segments, address=address, workers=workers,
+                                   on_progress=on_progress, say=(lambda _: None) if quiet else say)  # fmt: skip
+    if not quiet:
+        print_segmented_summary(report)
+    if report.frames < report.frames_planned:
+        warn(f"{report.frames_planned - report.frames} of the input's {report.frames_planned} frames could not be "
+             "decoded; the output holds what could be read (--strict makes this an error)")  # fmt: skip
 
 
 @click.command()
@@ -105,10 +151,7 @@ def file(source: Path, output: Path, sections: dict[str, dict], quiet: bool) -> 
 @click.option("--suffix", default=".mp4", show_default=True,
               help="The outputs' container: each is named after its input with this suffix.")
 @file_job_options
-@click.option("--address", help="The Ray cluster to run on: HOST:PORT, or auto (default: RAY_ADDRESS if set, else "
-              "a Ray instance on this machine, started and stopped by the command).")
-@click.option("--workers", type=click.IntRange(min=1), help="Workers across the cluster, sharing its cores evenly "
-              "(default: one per node with all its cores, or one per GPU).")
+@cluster_options
 def batch(inputs: tuple[str, ...], out_dir: Path, suffix: str, sections: dict[str, dict], quiet: bool,
           address: str | None, workers: int | None) -> None:  # fmt: skip
     """Stylize many video files (INPUTS: files, folders of videos, globs) on a Ray cluster, as `file` does each.

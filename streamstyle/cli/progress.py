@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from streamstyle.apps.batch import BatchReport
     from streamstyle.apps.file_job import FileReport
+    from streamstyle.apps.segments import SegmentedReport
     from streamstyle.processing.stylizer import Stylizer
 
 console = Console(stderr=True, highlight=False)
@@ -111,6 +112,19 @@ def print_batch_summary(report: BatchReport) -> None:
                   f"{report.count('failed')} failed: {report.frames} frames in {report.seconds:.1f} s "
                   f"({report.frames / report.seconds if report.seconds else 0:.1f} fps) on {report.workers} worker(s)"
                   )  # fmt: skip
-    for node, (files, frames, seconds) in report.per_node().items():
-        console.print(f"  {node}: {files} file(s), {frames} frames, {frames / seconds if seconds else 0:.1f} fps")
+    _print_per_node(report.per_node(), "file(s)")
     console.print(f"[dim]manifest: {report.manifest}[/dim]", markup=True)
+
+
+def print_segmented_summary(report: SegmentedReport) -> None:
+    console.print(f"{report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), "
+                  f"{report.segments} segment(s) ({report.reused} from an earlier run) on {report.workers} "
+                  f"worker(s); joined in {report.join_seconds:.1f} s", markup=False)  # fmt: skip
+    _print_per_node(report.per_node(), "segment(s)")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _print_per_node(table: dict[str, tuple[int, int, float]], unit: str) -> None:
+    for node, (tasks, frames, seconds) in table.items():
+        console.print(f"  {node}: {tasks} {unit}, {frames} frames, {frames / seconds if seconds else 0:.1f} fps")

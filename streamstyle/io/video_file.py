@@ -31,16 +31,17 @@ from streamstyle.io.media import (
 
 
 class FileSource:
-    """Demuxes and decodes a file: video frames (every one, in order) and audio packets, in file order.
-    A packet the decoder rejects is skipped and counted, not fatal."""
+    """Demuxes and decodes a file: video frames (every one, in order) and audio packets, in file order; with
+    `video` False, the audio alone. A packet the decoder rejects is skipped and counted, not fatal."""
 
     def __init__(self, container: av.container.InputContainer, reencode_audio: set[int], threads: int = 0,
-                 audio: bool = True) -> None:  # fmt: skip
+                 audio: bool = True, video: bool = True) -> None:  # fmt: skip
         self.container = container
         self.video = container.streams.video[0]
         self.video.thread_type = "AUTO"
         self.video.thread_count = threads
         self.audio = list(container.streams.audio) if audio else []
+        self.streams = [self.video, *self.audio] if video else self.audio
         self.reencode_audio = reencode_audio
         self.corrupt_packets = 0
 
@@ -53,7 +54,9 @@ class FileSource:
     def _read(self) -> Iterator[Frame | AudioPacket]:
         index = 0
         next_pts = None
-        for packet in self.container.demux(self.video, *self.audio):
+        if not self.streams:
+            return  # (demux of no stream named demuxes them all)
+        for packet in self.container.demux(*self.streams):
             if packet.stream.type == "audio":
                 if packet.stream.index in self.reencode_audio:
                     for frame in self._decode(packet):
@@ -83,11 +86,15 @@ class FileSink(Sink[AudioPacket]):
     """Encodes frames and muxes them with the audio into a file written under a temporary name, renamed into
     place only once complete. The video size is taken from the first frame (it is upright by then). Every audio
     stream of the source goes along, unless `audio` is False. Formats with subsampled chroma need even sizes:
-    an odd-sized picture loses its last row or column (said in `notes`)."""
+    an odd-sized picture loses its last row or column (said in `notes`).
+
+    Given `copy_video`, a stream of video already encoded, the sink takes that video's packets as they are
+    (write_packet) instead of frames to encode: the source's audio and metadata with video made elsewhere."""
 
     def __init__(self, output: Path, source: av.container.InputContainer, encoder: EncoderSettings,
-                 audio: bool = True) -> None:  # fmt: skip
+                 audio: bool = True, copy_video: VideoStream | None = None) -> None:  # fmt: skip
         self.output = output
+        self.copying = copy_video is not None
         self.file = AtomicFile(output)
         self.notes: list[str] = []
         self.frames = 0
@@ -98,14 +105,21 @@ class FileSink(Sink[AudioPacket]):
             self.file.discard()
             raise OutputError(f"cannot write {output}: {getattr(error, 'strerror', None) or error}") from None
         try:
-            self._add_streams(source, encoder, audio)
+            self.container.metadata.update(source.metadata)
+            if copy_video is None:
+                self._add_video(source.streams.video[0], encoder)
+            else:
+                self.video = self.container.add_stream_from_template(copy_video)
+            self.video.metadata.update({k: v for k, v in source.streams.video[0].metadata.items()
+                                        if k in ("language", "title")})  # fmt: skip
+            self._add_audio(source, audio)
         except BaseException:
             self.discard()
             raise
+        # Audio that arrives before the first frame waits: nothing is muxed before the video size is known.
+        self._early_audio: list[AudioPacket] | None = [] if copy_video is None else None
 
-    def _add_streams(self, source: av.container.InputContainer, encoder: EncoderSettings, audio: bool) -> None:
-        in_video = source.streams.video[0]
-        self.container.metadata.update(source.metadata)
+    def _add_video(self, in_video: VideoStream, encoder: EncoderSettings) -> None:
         check_encoder(encoder.codec, encoder.pix_fmt)
         if encoder.codec not in self.container.supported_codecs:
             raise OutputError(f"{self.output.suffix} files cannot hold {encoder.codec} video")
@@ -133,8 +147,9 @@ class FileSink(Sink[AudioPacket]):
             value = getattr(context, attribute)
             if is_tagged(value):
                 setattr(video.codec_context, attribute, value)
-        video.metadata.update({k: v for k, v in in_video.metadata.items() if k in ("language", "title")})
         self.video = video
+
+    def _add_audio(self, source: av.container.InputContainer, audio: bool) -> None:
         self.audio: dict[int, AudioStream] = {}
         self.reencode: set[int] = set()
         for stream in source.streams.audio if audio else ():
@@ -151,8 +166,6 @@ class FileSink(Sink[AudioPacket]):
                 )
             self.audio[stream.index].metadata.update(stream.metadata)
         self._resamplers: dict[int, av.AudioResampler] = {}
-        # Audio that arrives before the first frame waits: nothing is muxed before the video size is known.
-        self._early_audio: list[AudioPacket] | None = []
 
     def write(self, frame: Frame) -> None:
         if self._early_audio is not None:
@@ -167,6 +180,12 @@ class FileSink(Sink[AudioPacket]):
         if frame.duration:
             picture.duration = frame.duration
         self._mux(self.video.encode(picture))
+        self.frames += 1
+
+    def write_packet(self, packet: av.Packet) -> None:
+        """A packet of the `copy_video` stream, as it is."""
+        packet.stream = self.video
+        self._mux(packet)
         self.frames += 1
 
     @property
@@ -211,7 +230,8 @@ class FileSink(Sink[AudioPacket]):
         if self.frames == 0:
             self.discard()
             return
-        self._mux(self.video.encode(None))
+        if not self.copying:
+            self._mux(self.video.encode(None))
         for index, resampler in self._resamplers.items():
             for chunk in resampler.resample(None):
                 self._mux(self.audio[index].encode(chunk))

@@ -1,0 +1,314 @@
+"""`stylize_segmented`: one long video file cut into segments, each a task on a Ray cluster
+(streamstyle.apps.cluster), joined into the output `stylize_file` would have written alone.
+
+The plan cuts at keyframes, read from the packets without decoding. A segment's task decodes from a few frames
+before its start (from the keyframe at or before them), runs those through the model and the temporal stages so
+that the smoothing has its history, and drops them; it encodes its own frames, video only, with the input's
+timestamps, into a file of the work folder beside the output. The join copies the segments' packets one after
+another into the output, with the source's audio and metadata as the file job copies them. Finished segments stay
+in the work folder until the join succeeds: a run that was interrupted is taken up by the next, which reuses them
+when the input and the settings are the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from streamstyle.apps.cluster import (
+    Lost,
+    Progress,
+    WorkerContext,
+    connected,
+    dispatch,
+    node_count,
+    per_node,
+    worker_slots,
+)
+from streamstyle.apps.config import PipelineConfig
+from streamstyle.core.errors import ClusterError, InputError, OutputError
+from streamstyle.core.files import partials_of, write_json
+from streamstyle.core.frames import AudioPacket, Frame, Item
+from streamstyle.core.settings import TemporalSettings
+from streamstyle.io.media import open_video
+from streamstyle.io.video_file import FileSink, FileSource, check_paths
+from streamstyle.processing.chain import Chain, Stage
+from streamstyle.processing.runtime import share_cores_with_model
+from streamstyle.processing.stages import chain_stages
+
+WORK_SUFFIX = ".segments"
+PLAN_NAME = "plan.json"
+# MP4 keeps every timestamp as it was written (timescale a multiple of the time base, edit lists), dts included.
+SEGMENT_SUFFIX = ".mp4"
+# `auto`: a few segments per worker, so that the last ones to finish are a small part of the whole, and each
+# segment long enough that its warm-up is a small part of its work.
+AUTO_SEGMENTS_PER_WORKER = 3
+AUTO_LEAST_FRAMES = 250
+# The history the smoothing forgets (weight `smooth` a frame) counts for less than half a level of 8-bit colour
+# after the warm-up; at most this many frames, for smoothing that barely forgets.
+_FORGOTTEN = 1 / 510
+MAX_WARM_UP = 250
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of the input's frames in presentation order, by their timestamps in its video time base."""
+
+    index: int
+    start: int  # its first frame's, a keyframe's
+    end: int | None  # the next segment's first frame's; None: to the end of the input
+    warm_from: int  # the first frame run through the stages, a few before start
+    frames: int
+
+    @property
+    def file_name(self) -> str:
+        return f"segment-{self.index:05d}{SEGMENT_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    source: Path
+    segment: Segment
+    output: Path
+
+
+@dataclass
+class SegmentResult:
+    index: int
+    frames: int
+    seconds: float
+    node: str
+    corrupt_packets: int = 0
+
+
+@dataclass
+class SegmentedReport:
+    output: Path
+    frames: int
+    frames_planned: int
+    seconds: float
+    join_seconds: float
+    segments: int
+    reused: int
+    workers: int
+    address: str
+    results: list[SegmentResult]
+    notes: list[str]
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def per_node(self) -> dict[str, tuple[int, int, float]]:
+        """node → (segments, frames, seconds of work) of the segments done there in this run."""
+        return per_node(self.results)
+
+
+def warm_up_frames(temporal: TemporalSettings) -> int:
+    """Frames a segment runs through the stages before its own, so that its first frames are smoothed as they
+    would have been in one run: each frame keeps `smooth` of the history (flow mode keeps less where the flow is
+    unreliable), so after n frames what came before weighs smooth**n."""
+    if temporal.mode == "off" or temporal.smooth == 0:
+        return 0
+    if temporal.smooth >= 1:
+        return MAX_WARM_UP
+    return min(MAX_WARM_UP, math.ceil(math.log(_FORGOTTEN) / math.log(temporal.smooth)))
+
+
+def auto_segments(frames: int, workers: int) -> int:
+    return max(1, min(workers * AUTO_SEGMENTS_PER_WORKER, frames // AUTO_LEAST_FRAMES))
+
+
+def read_timestamps(path: Path) -> tuple[list[int], list[int]]:
+    """Every video frame's timestamp in presentation order, and the keyframes' ones, from the packets alone."""
+    timestamps: list[int] = []
+    keyframes: list[int] = []
+    with open_video(path) as container:
+        for packet in container.demux(container.streams.video[0]):
+            if not packet.size:
+                continue  # the flush packet at the end
+            if packet.pts is None:
+                raise InputError(f"cannot cut {path} into segments: its video packets carry no timestamps")
+            timestamps.append(packet.pts)
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+    if not timestamps:
+        raise InputError(f"no video frame in {path}")
+    return sorted(timestamps), keyframes
+
+
+def plan_segments(timestamps: list[int], keyframes: list[int], count: int, warm_up: int) -> list[Segment]:
+    """`count` segments starting at keyframes, as equal in frames as the keyframes allow (fewer where they are
+    too few), each warmed up on the `warm_up` frames before it."""
+    place = {pts: index for index, pts in enumerate(timestamps)}
+    cuts = sorted({place[pts] for pts in keyframes if pts in place} - {0})
+    starts = [0]
+    for part in range(1, count):
+        if not cuts:
+            break
+        target = round(part * len(timestamps) / count)
+        nearest = min(cuts, key=lambda index: abs(index - target))
+        if nearest > starts[-1]:
+            starts.append(nearest)
+    segments = []
+    for number, (first, last) in enumerate(itertools.pairwise([*starts, len(timestamps)])):
+        end = timestamps[last] if last < len(timestamps) else None
+        segments.append(Segment(number, timestamps[first], end, timestamps[max(0, first - warm_up)], last - first))
+    return segments
+
+
+def stylize_segmented(source: str | os.PathLike, output: str | os.PathLike, config: PipelineConfig, *,
+                      segments: int | None = None, address: str | None = None, workers: int | None = None,
+                      on_progress: Progress | None = None, say: Callable[[str], None] = lambda _: None
+                      ) -> SegmentedReport:  # fmt: skip
+    """Stylize the video file `source` into `output` as `stylize_file` does, with `config`'s settings, in
+    `segments` pieces (None: a few per worker) on the Ray cluster at `address` (see cluster.connected). The
+    segments wait in the work folder (`output` + WORK_SUFFIX) until the join; a rerun reuses those finished."""
+    source, output = check_paths(source, output, config.output.overwrite)
+    timestamps, keyframes = read_timestamps(source)
+    work = output.with_name(output.name + WORK_SUFFIX)
+    start = time.perf_counter()
+    with connected(address) as where:
+        slots = worker_slots(workers)
+        count = segments or auto_segments(len(timestamps), len(slots))
+        plan = plan_segments(timestamps, keyframes, count, warm_up_frames(config.temporal))
+        finished = _prepare_work(work, source, config, plan)
+        tasks = [SegmentTask(source, segment, work / segment.file_name) for segment in plan
+                 if segment.index not in finished]  # fmt: skip
+        say(f"Ray cluster at {where}: {node_count()} node(s), {len(slots)} worker(s); {source.name} in "
+            f"{len(plan)} segment(s), {len(finished)} already done")  # fmt: skip
+        try:
+            results = dispatch(_stylize_segment, [(task, str(task.segment.index)) for task in tasks], config, slots,
+                               on_progress, sum(task.segment.frames for task in tasks))  # fmt: skip
+        finally:
+            for task in tasks:
+                for partial in partials_of(task.output):  # left by a worker killed mid-segment, or by this interruption
+                    partial.unlink(missing_ok=True)
+    done = [result for result in results.values() if not isinstance(result, Lost)]
+    lost = [result for result in results.values() if isinstance(result, Lost)]
+    if lost:
+        raise ClusterError(f"a segment failed: {lost[0].reason}; the {len(finished) + len(done)} finished are kept "
+                           f"in {work} for the next run")  # fmt: skip
+    joined = time.perf_counter()
+    frames, notes = join_segments(source, [work / segment.file_name for segment in plan], output, config)
+    shutil.rmtree(work)
+    corrupt = sum(result.corrupt_packets for result in done)
+    if corrupt:
+        notes.append(f"skipped {corrupt} corrupt video packet(s)")
+    if frames < len(timestamps) and config.source.strict:
+        raise InputError(f"{source}: {len(timestamps) - frames} of its {len(timestamps)} frames could not be "
+                         "decoded (--strict)")  # fmt: skip
+    end = time.perf_counter()
+    return SegmentedReport(output, frames, len(timestamps), end - start, end - joined, len(plan), len(finished),
+                           len(slots), where, sorted(done, key=lambda result: result.index), notes)  # fmt: skip
+
+
+def _prepare_work(work: Path, source: Path, config: PipelineConfig, plan: list[Segment]) -> set[int]:
+    """The work folder, made ready for `plan`: the indices of the segments a run with the same input, settings
+    and plan finished, or none (and the folder emptied) when anything differs."""
+    stat = source.stat()
+    key = {
+        "input": str(source.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "settings": dataclasses.asdict(config),
+        "plan": [dataclasses.asdict(segment) for segment in plan],
+    }
+    plan_file = work / PLAN_NAME
+    if work.exists() and not plan_file.is_file():
+        raise OutputError(f"{work} is in the way: streamstyle keeps the segments of {source.name} there")
+    if plan_file.is_file() and json.loads(plan_file.read_text()) == json.loads(json.dumps(key)):
+        return {segment.index for segment in plan if (work / segment.file_name).is_file()}
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    write_json(plan_file, key)
+    return set()
+
+
+def _stylize_segment(context: WorkerContext, task: SegmentTask, on_progress: Progress) -> SegmentResult:
+    """One segment, on a worker: decoded from its warm-up on, through the stages, its own frames encoded."""
+    config, segment = context.config, task.segment
+    encoder = share_cores_with_model(config.encoder, context.stylizer.runtime)
+    start = time.perf_counter()
+    with open_video(task.source) as container, FileSink(task.output, container, encoder, audio=False) as sink:
+        if segment.index:
+            container.seek(segment.warm_from, stream=container.streams.video[0])  # the keyframe at or before it
+        source = FileSource(container, set(), threads=encoder.threads, audio=False)
+        stages = chain_stages(lambda: context.stylizer, config.size, config.temporal, live=False,
+                              batch_size=config.runtime.batch_size or context.stylizer.runtime.default_batch_size)
+        chain = Chain(_frames_of(source, segment, task.source), [*stages, ("trim", _from(segment.start))], sink)
+        chain.run(lambda: on_progress(sink.frames, segment.frames))
+    return SegmentResult(segment.index, sink.frames, time.perf_counter() - start, context.node,
+                         source.corrupt_packets)  # fmt: skip
+
+
+def _frames_of(source: FileSource, segment: Segment, path: Path) -> Iterator[Item]:
+    """The decoded frames from the segment's warm-up to its end."""
+    first = True
+    for item in source:
+        assert isinstance(item, Frame) and item.pts is not None, "video alone, every packet stamped (planned so)"
+        if first and item.pts > segment.warm_from:
+            raise InputError(f"seeking in {path} landed after the frame at {item.time_base * segment.warm_from} s: "
+                             "it cannot be cut into segments")  # fmt: skip
+        first = False
+        if segment.end is not None and item.pts >= segment.end:
+            return
+        if item.pts >= segment.warm_from:
+            yield item
+
+
+def _from(start: int) -> Stage:
+    """Drops the warm-up frames, once they have primed the stages before."""
+
+    def stage(items: Iterator[Item]) -> Iterator[Item]:
+        return (item for item in items if not (isinstance(item, Frame) and item.pts is not None and item.pts < start))
+
+    return stage
+
+
+def join_segments(source: Path, parts: list[Path], output: Path, config: PipelineConfig) -> tuple[int, list[str]]:
+    """The segments' video packets one after another, with the source's audio and metadata, into `output`
+    (complete or not there at all). Returns the frames joined and the sink's notes."""
+    with open_video(source) as container, open_video(parts[0]) as first:
+        template = first.streams.video[0]
+        with FileSink(output, container, config.encoder, config.output.audio, copy_video=template) as sink:
+            sound = FileSource(container, sink.reencode, audio=config.output.audio, video=False)
+            audio: Iterator[av.Packet | AudioPacket] = (item for item in sound if isinstance(item, AudioPacket))
+            video: Iterator[av.Packet | AudioPacket] = _packets(parts, template.codec_context.extradata)
+            for item in heapq.merge(video, audio, key=_seconds):
+                if isinstance(item, av.Packet):
+                    sink.write_packet(item)
+                else:
+                    sink.write_audio(item)
+    return sink.frames, sink.notes
+
+
+def _packets(parts: list[Path], extradata: bytes | None) -> Iterator[av.Packet]:
+    for part in parts:
+        with open_video(part) as segment:
+            video = segment.streams.video[0]
+            if video.codec_context.extradata != extradata:
+                raise OutputError(f"{part.name} was encoded with other parameters than the first segment: cannot "
+                                  "join them; remove it and run again")  # fmt: skip
+            yield from (packet for packet in segment.demux(video) if packet.size)
+
+
+def _seconds(item: av.Packet | AudioPacket) -> Fraction:
+    """When a packet is due in the output: what the join interleaves by."""
+    if isinstance(item, AudioPacket):
+        if item.packet is not None:
+            return _seconds(item.packet)
+        assert item.frame is not None, "an AudioPacket holds a packet or a frame"
+        return Fraction(item.frame.pts or 0) * (item.frame.time_base or 0)
+    return Fraction(item.dts if item.dts is not None else item.pts or 0) * (item.time_base or 0)

@@ -1,0 +1,123 @@
+"""`streamstyle file --segments` on a real Ray cluster of two nodes on 127.0.0.1: one clip cut at its keyframes,
+stylized in pieces and joined, equal to the single-process output; flow smoothing that does not jump at the joins;
+a worker killed mid-segment and the driver interrupted, then run again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from streamstyle.apps.segments import plan_segments, read_timestamps
+from streamstyle.offline.evaluation import warping_error
+
+from .cluster import ENV, RayCluster
+from .conftest import SAMPLES, STARTUP_S, run_cli, takes_ctrl_c, wait_until
+from .media import audio_digest, video_timestamps, write_even_gop_clip
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+# Lossless H.264 (x264 at constant quality 0) and one frame per model call: what the segments' workers make of a
+# frame is what one process makes of it, and the comparison sees the model's pictures, not the encoder's.
+EXACT = ("--style", "7", "--max-size", "48", "--crf", "0", "--batch-size", "1")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with RayCluster(nodes=2, cpus=1) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """Bikes at 160 px with a keyframe every 25 frames (ten places to cut) and a tone for sound."""
+    path = tmp_path_factory.mktemp("clip") / "bikes_even_gop.mp4"
+    write_even_gop_clip(path, SAMPLES / "clips" / "bikes.mp4", gop=25, width=160, tone_seconds=10.0)
+    return path
+
+
+def pictures(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def segmented(clip: Path, output: Path, address: str, *options: str) -> subprocess.CompletedProcess:
+    return run_cli("file", clip, output, "--segments", "4", "--address", address, "--workers", "2", *options,
+                   env=ENV, timeout=4 * STARTUP_S)  # fmt: skip
+
+
+def test_four_segments_without_smoothing_equal_the_single_process_output(tmp_path, cluster, clip):
+    whole, joined = tmp_path / "whole.mp4", tmp_path / "joined.mp4"
+    alone = run_cli("file", clip, whole, *EXACT, "--temporal", "off", "--quiet")
+    assert alone.returncode == 0, alone.stderr
+    done = segmented(clip, joined, cluster.address, *EXACT, "--temporal", "off")
+    assert done.returncode == 0, done.stderr
+    assert "4 segment(s) (0 from an earlier run) on 2 worker(s)" in done.stderr, done.stderr
+    assert video_timestamps(joined) == video_timestamps(clip)  # every frame once, in order, at its time
+    assert audio_digest(joined) == audio_digest(clip)  # the sound copied once, as it was
+    for index, (one, other) in enumerate(zip(pictures(joined), pictures(whole), strict=True)):
+        assert np.array_equal(one, other), f"frame {index} differs from the single-process output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["joined.mp4", "whole.mp4"]  # the work folder is gone
+
+
+def test_flow_smoothing_does_not_jump_at_the_joins(tmp_path, cluster, clip):
+    joined = tmp_path / "joined.mp4"
+    done = segmented(clip, joined, cluster.address, "--style", "7", "--max-size", "64", "--temporal", "flow",
+                     "--quiet")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    inputs, outputs = pictures(clip), pictures(joined)
+    assert len(outputs) == len(inputs)
+    errors = [warping_error(inputs[index : index + 2], outputs[index : index + 2]).warping_error
+              for index in range(len(inputs) - 1)]  # fmt: skip
+    # The pairs across each join, where a segment that started afresh would show its unsmoothed first frame.
+    starts = [segment.frames for segment in plan_segments(*read_timestamps(clip), 4, 0)]
+    joins = set(np.cumsum(starts)[:-1] - 1)
+    assert len(joins) == 3
+    at_joins = np.mean([errors[index] for index in joins])
+    interior = np.mean([error for index, error in enumerate(errors) if index not in joins])
+    assert at_joins <= 1.2 * interior, (at_joins, interior)
+
+
+def worker_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "ray::StyleWorker"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_a_rerun_reuses_the_segments(tmp_path, cluster,
+                                                                                                clip):  # fmt: skip
+    output = tmp_path / "out.mp4"
+    work = tmp_path / "out.mp4.segments"
+    options = ("--segments", "4", "--address", cluster.address, "--workers", "1", "--style", "7", "--max-size", "64",
+               "--temporal", "ema")  # fmt: skip
+    wait_until(lambda: not worker_pids(), 60, "the workers of earlier tests to be gone")
+    job = subprocess.Popen([sys.executable, "-m", "streamstyle.cli", "file", str(clip), str(output), *options],
+                           stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=takes_ctrl_c)  # fmt: skip
+    try:
+        finished = lambda: sorted(work.glob("segment-*.mp4"))  # noqa: E731
+        started = lambda: list(work.glob(".segment-*.partial.mp4"))  # noqa: E731
+        wait_until(lambda: len(finished()) == 1 and started(), STARTUP_S, "the second segment to start")
+        (pid,) = worker_pids()
+        os.kill(pid, signal.SIGKILL)  # mid-segment: it is tried again on a new worker
+        wait_until(lambda: len(finished()) == 2 and started(), 2 * STARTUP_S, "the third segment to start")
+        job.send_signal(signal.SIGINT)
+        _, errors = job.communicate(timeout=STARTUP_S)
+    finally:
+        job.kill()
+    assert job.returncode == 130 and "interrupted" in errors and "Traceback" not in errors, errors
+    assert pid not in worker_pids()
+    assert not output.exists() and not list(tmp_path.glob(".out.*"))  # nothing at the output, whole or half
+    kept = [path.name for path in finished()]  # two, or three if the third ended as the signal came
+    assert kept[:2] == ["segment-00000.mp4", "segment-00001.mp4"] and not started()
+
+    rerun = run_cli("file", clip, output, *options, env=ENV, timeout=4 * STARTUP_S)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"4 segment(s) ({len(kept)} from an earlier run)" in rerun.stderr, rerun.stderr
+    assert video_timestamps(output) == video_timestamps(clip)
+    assert audio_digest(output) == audio_digest(clip)
+    assert not work.exists()
