@@ -31,6 +31,7 @@ TASK_RETRIES = 3
 _POLL_SECONDS = 0.25
 _PROGRESS_EVERY_S = 0.5
 _KILL_WAIT_S = 30.0
+_NODES_EVERY_S = 2.0
 _CONNECT_S = 5.0
 
 Progress = Callable[[int, int | None], None]
@@ -174,6 +175,9 @@ class StyleWorker:
         counter.report.remote(key, result.frames)
         return result
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
 
 @dataclass(frozen=True)
 class Lost:
@@ -186,38 +190,90 @@ def dispatch(job: Job[TaskT, ResultT], tasks: Sequence[tuple[TaskT, str]], confi
              slots: list[Slot], on_progress: Progress | None, total: int | None
              ) -> dict[TaskT, ResultT | Lost]:  # fmt: skip
     """Each task (with its key for the progress) to the next free worker until none is left, each running `job`.
-    A task whose worker died more than TASK_RETRIES times is Lost, the others go on; a StreamstyleError a task
-    raised is raised here. However this ends, the workers are gone when it returns: nothing of theirs is still
-    writing."""
+    A worker process that dies is restarted by Ray and its task retried there; a task whose worker cannot be
+    reached (its node left the cluster) goes to another worker; a task lost more than TASK_RETRIES times is
+    Lost, the others go on. A StreamstyleError a task raised is raised here. However this ends, the workers are
+    gone when it returns: nothing of theirs is still writing."""
     counter = FrameCounter.remote()  # type: ignore[attr-defined]
-    # (ray.remote classes are typed as the plain class: hence the ignores)
-    idle = [StyleWorker.options(num_cpus=slot.cpus, num_gpus=slot.gpus, max_restarts=-1,  # type: ignore[attr-defined]
-                                max_task_retries=TASK_RETRIES).remote(config) for slot in slots]  # fmt: skip
+    workers = [_Worker(StyleWorker.options(num_cpus=slot.cpus, num_gpus=slot.gpus,  # type: ignore[attr-defined]
+                                           max_restarts=-1, max_task_retries=TASK_RETRIES).remote(config))
+               for slot in slots]  # fmt: skip
+    idle = list(workers)
     waiting = list(tasks)
-    running: dict = {}  # ObjectRef → (worker, task)
+    losses: dict[TaskT, int] = defaultdict(int)
+    running: dict = {}  # ObjectRef → (_Worker, task, key): a task at work
+    pinged: dict = {}  # ObjectRef → _Worker: a worker whose task was lost, asked whether it is still there
     results: dict[TaskT, ResultT | Lost] = {}
+    checked = time.monotonic()
     try:
         while waiting or running:
             while waiting and idle:
                 task, key = waiting.pop(0)
                 worker = idle.pop()
-                running[worker.run.remote(job, task, key, counter)] = (worker, task)
-            finished, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_SECONDS)
+                running[worker.handle.run.remote(job, task, key, counter)] = (worker, task, key)
+            if not running and not pinged:
+                raise ClusterError("every worker of the cluster is gone (their nodes left it)")
+            finished, _ = ray.wait([*running, *pinged], num_returns=1, timeout=_POLL_SECONDS)
             for ref in finished:
-                worker, task = running.pop(ref)
-                idle.append(worker)
+                if ref in pinged:
+                    worker = pinged.pop(ref)
+                    try:
+                        ray.get(ref)
+                        idle.append(worker)
+                    except RayError:
+                        worker.leave()
+                    continue
+                worker, task, key = running.pop(ref)
                 try:
                     results[task] = ray.get(ref)
+                    idle.append(worker)
                 except RayTaskError as error:
                     raise (error.cause if isinstance(error.cause, StreamstyleError) else error) from None
                 except RayError as error:
-                    results[task] = Lost(f"its worker was lost {TASK_RETRIES + 1} times: {error}")
+                    losses[task] += 1
+                    if losses[task] > TASK_RETRIES:
+                        results[task] = Lost(f"its worker was lost {losses[task]} times: {error}")
+                    else:
+                        waiting.insert(0, (task, key))
+                    pinged[worker.handle.node_id.remote()] = worker
+            if time.monotonic() - checked > _NODES_EVERY_S:
+                checked = time.monotonic()
+                idle = _without_departed(workers, idle)
             if on_progress:
                 on_progress(ray.get(counter.total.remote()), total)
     finally:
-        for worker in [*idle, *(worker for worker, _ in running.values())]:
-            ray.kill(worker, no_restart=True)
+        for worker in workers:
+            ray.kill(worker.handle, no_restart=True)
         # Killing is asynchronous: a file still being written is left only once its worker is gone, and only
         # then may its temporary file be removed.
         ray.wait(list(running), num_returns=len(running), timeout=_KILL_WAIT_S)
     return results
+
+
+class _Worker:
+    """A StyleWorker's handle, and the node it runs on once it says."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.located = handle.node_id.remote()
+        self.node: str | None = None
+        self.departed = False
+
+    def leave(self) -> None:
+        """Killed so that Ray does not restart it elsewhere: with the cores held by the other workers, the
+        restart would wait for ever. Its task, if any, fails and goes to another worker."""
+        self.departed = True
+        ray.kill(self.handle, no_restart=True)
+
+
+def _without_departed(workers: list[_Worker], idle: list[_Worker]) -> list[_Worker]:
+    """The workers on nodes that left the cluster leave too; returns the idle workers still there."""
+    for worker in workers:
+        if worker.node is None and not ray.wait([worker.located], timeout=0)[1]:
+            with contextlib.suppress(RayError):
+                worker.node = ray.get(worker.located)
+    alive = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+    for worker in workers:
+        if worker.node is not None and worker.node not in alive and not worker.departed:
+            worker.leave()
+    return [worker for worker in idle if not worker.departed]

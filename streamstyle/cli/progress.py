@@ -119,7 +119,7 @@ def print_batch_summary(report: BatchReport) -> None:
 def print_segmented_summary(report: SegmentedReport) -> None:
     console.print(f"{report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), "
                   f"{report.segments} segment(s) ({report.reused} from an earlier run) on {report.workers} "
-                  f"worker(s); joined in {report.join_seconds:.1f} s", markup=False)  # fmt: skip
+                  f"worker(s); joined in {report.join_seconds:.1f} s", markup=False, soft_wrap=True)  # fmt: skip
     _print_per_node(report.per_node(), "segment(s)")
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
