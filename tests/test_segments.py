@@ -93,6 +93,19 @@ def pair_error(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> float | N
         return None
 
 
+def test_with_nothing_set_up_the_job_starts_a_ray_of_its_own_with_token_authentication(tmp_path, clip):
+    # A user's environment: no Ray settings, no token yet.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RAY_")}
+    env["HOME"] = str(tmp_path / "home")
+    output = tmp_path / "out.mp4"
+    done = run_cli("file", clip, output, "--segments", "2", "--style", "7", "--max-size", "32", "--temporal", "off",
+                   env=env, timeout=4 * STARTUP_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "started for this job): 1 node(s)" in done.stderr and "2 segment(s)" in done.stderr, done.stderr
+    assert video_timestamps(output) == video_timestamps(clip)
+    assert (tmp_path / "home" / ".ray" / "auth_token").is_file()  # Ray's servers take only this user's token
+
+
 def worker_pids() -> list[int]:
     found = subprocess.run(["pgrep", "-f", "ray::StyleWorker"], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]

@@ -19,6 +19,10 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+# Ray's servers listen on every interface: token authentication (the token made once in ~/.ray) keeps them to this
+# machine's user, unless the environment says otherwise. Ray reads the mode when it is imported.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 import ray
 from ray.exceptions import RayError, RayTaskError
 
@@ -51,9 +55,7 @@ def connected(address: str | None) -> Iterator[str]:
             # Ray runs its workers at nice 15 by default: on a machine doing other work too, the job would
             # barely move. Here the job is the work.
             os.environ.setdefault("RAY_worker_niceness", "0")
-            # Ray's servers listen on every interface; its token authentication (a token made once in ~/.ray)
-            # keeps them to this machine's user. "local": a new instance even where `ray start` runs one.
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            # "local": a new instance even where `ray start` runs one.
             ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         else:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
