@@ -12,16 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamstyle.apps.cluster import (
-    Lost,
-    Progress,
-    WorkerContext,
-    connected,
-    dispatch,
-    node_count,
-    per_node,
-    worker_slots,
-)
+from streamstyle.apps import cluster
 from streamstyle.apps.config import PipelineConfig
 from streamstyle.apps.file_job import estimate_frames, stylize_file
 from streamstyle.core.errors import InputError, OutputError, StreamstyleError
@@ -71,7 +62,7 @@ class BatchReport:
 
     def per_node(self) -> dict[str, tuple[int, int, float]]:
         """node → (files, frames, seconds of work) of the files done there."""
-        return per_node(result for result in self.results if result.status == "done")
+        return cluster.per_node(result for result in self.results if result.status == "done")
 
 
 def batch_items(inputs: Sequence[str], out_dir: Path, suffix: str = ".mp4") -> list[BatchItem]:
@@ -106,7 +97,7 @@ def batch_items(inputs: Sequence[str], out_dir: Path, suffix: str = ".mp4") -> l
 
 
 def run_batch(items: Sequence[BatchItem], config: PipelineConfig, *, address: str | None = None,
-              workers: int | None = None, on_progress: Progress | None = None,
+              workers: int | None = None, on_progress: cluster.Progress | None = None,
               say: Callable[[str], None] = lambda _: None) -> BatchReport:  # fmt: skip
     """Stylize every item with `config`'s style, sizes, encoder and temporal settings, on the Ray cluster at
     `address` ("auto", HOST:PORT; None: RAY_ADDRESS if set, else a Ray instance on this machine for this call).
@@ -130,14 +121,14 @@ def run_batch(items: Sequence[BatchItem], config: PipelineConfig, *, address: st
         else:
             todo.append((item, frames))
     try:
-        with connected(address) as cluster_address:
-            slots = worker_slots(workers)
-            say(f"Ray cluster at {cluster_address}: {node_count()} node(s), {len(slots)} worker(s); "
+        with cluster.connected(address) as cluster_address:
+            slots = cluster.worker_slots(workers)
+            say(f"Ray cluster at {cluster_address}: {cluster.node_count()} node(s), {len(slots)} worker(s); "
                 f"{len(todo)} file(s) to do, {len(items) - len(todo)} not")  # fmt: skip
-            done = dispatch(_stylize_item, [(item, str(item.input)) for item, _ in todo], config, slots, on_progress,
-                            sum(frames for _, frames in todo) or None)  # fmt: skip
+            done = cluster.dispatch(_stylize_item, [(item, str(item.input)) for item, _ in todo], config, slots,
+                                    on_progress, sum(frames for _, frames in todo) or None)  # fmt: skip
         for item, result in done.items():
-            if isinstance(result, Lost):
+            if isinstance(result, cluster.Lost):
                 result = ItemResult(str(item.input), str(item.output), "failed", error=result.reason)
             results[item] = result
     finally:
@@ -156,7 +147,7 @@ def _probe(item: BatchItem) -> int:
         return estimate_frames(container) or 0
 
 
-def _stylize_item(context: WorkerContext, item: BatchItem, on_progress: Progress) -> ItemResult:
+def _stylize_item(context: cluster.WorkerContext, item: BatchItem, on_progress: cluster.Progress) -> ItemResult:
     """One file, on a worker: a file job, or what stopped it."""
     config, key = context.config, str(item.input)
     try:

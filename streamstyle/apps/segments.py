@@ -26,16 +26,7 @@ from pathlib import Path
 
 import av
 
-from streamstyle.apps.cluster import (
-    Lost,
-    Progress,
-    WorkerContext,
-    connected,
-    dispatch,
-    node_count,
-    per_node,
-    worker_slots,
-)
+from streamstyle.apps import cluster
 from streamstyle.apps.config import PipelineConfig
 from streamstyle.core.errors import ClusterError, InputError, OutputError
 from streamstyle.core.files import partials_of, write_json
@@ -112,7 +103,7 @@ class SegmentedReport:
 
     def per_node(self) -> dict[str, tuple[int, int, float]]:
         """node → (segments, frames, seconds of work) of the segments done there in this run."""
-        return per_node(self.results)
+        return cluster.per_node(self.results)
 
 
 def warm_up_frames(temporal: TemporalSettings) -> int:
@@ -170,7 +161,7 @@ def plan_segments(timestamps: list[int], keyframes: list[int], count: int, warm_
 
 def stylize_segmented(source: str | os.PathLike, output: str | os.PathLike, config: PipelineConfig, *,
                       segments: int | None = None, address: str | None = None, workers: int | None = None,
-                      on_progress: Progress | None = None, say: Callable[[str], None] = lambda _: None
+                      on_progress: cluster.Progress | None = None, say: Callable[[str], None] = lambda _: None
                       ) -> SegmentedReport:  # fmt: skip
     """Stylize the video file `source` into `output` as `stylize_file` does, with `config`'s settings, in
     `segments` pieces (None: a few per worker) on the Ray cluster at `address` (see cluster.connected). The
@@ -179,24 +170,25 @@ def stylize_segmented(source: str | os.PathLike, output: str | os.PathLike, conf
     timestamps, keyframes = read_timestamps(source)
     work = output.with_name(output.name + WORK_SUFFIX)
     start = time.perf_counter()
-    with connected(address) as where:
-        slots = worker_slots(workers)
+    with cluster.connected(address) as where:
+        slots = cluster.worker_slots(workers)
         count = segments or auto_segments(len(timestamps), len(slots))
         plan = plan_segments(timestamps, keyframes, count, warm_up_frames(config.temporal))
         finished = _prepare_work(work, source, config, plan)
         tasks = [SegmentTask(source, segment, work / segment.file_name) for segment in plan
                  if segment.index not in finished]  # fmt: skip
-        say(f"Ray cluster at {where}: {node_count()} node(s), {len(slots)} worker(s); {source.name} in "
+        say(f"Ray cluster at {where}: {cluster.node_count()} node(s), {len(slots)} worker(s); {source.name} in "
             f"{len(plan)} segment(s), {len(finished)} already done")  # fmt: skip
         try:
-            results = dispatch(_stylize_segment, [(task, str(task.segment.index)) for task in tasks], config, slots,
-                               on_progress, sum(task.segment.frames for task in tasks))  # fmt: skip
+            keyed = [(task, str(task.segment.index)) for task in tasks]
+            results = cluster.dispatch(_stylize_segment, keyed, config, slots, on_progress,
+                                       sum(task.segment.frames for task in tasks))  # fmt: skip
         finally:
             for task in tasks:
                 for partial in partials_of(task.output):  # left by a worker killed mid-segment, or by this interruption
                     partial.unlink(missing_ok=True)
-    done = [result for result in results.values() if not isinstance(result, Lost)]
-    lost = [result for result in results.values() if isinstance(result, Lost)]
+    done = [result for result in results.values() if not isinstance(result, cluster.Lost)]
+    lost = [result for result in results.values() if isinstance(result, cluster.Lost)]
     if lost:
         raise ClusterError(f"a segment failed: {lost[0].reason}; the {len(finished) + len(done)} finished are kept "
                            f"in {work} for the next run")  # fmt: skip
@@ -236,7 +228,8 @@ def _prepare_work(work: Path, source: Path, config: PipelineConfig, plan: list[S
     return set()
 
 
-def _stylize_segment(context: WorkerContext, task: SegmentTask, on_progress: Progress) -> SegmentResult:
+def _stylize_segment(context: cluster.WorkerContext, task: SegmentTask, on_progress: cluster.Progress
+                     ) -> SegmentResult:  # fmt: skip
     """One segment, on a worker: decoded from its warm-up on, through the stages, its own frames encoded."""
     config, segment = context.config, task.segment
     encoder = share_cores_with_model(config.encoder, context.stylizer.runtime)
