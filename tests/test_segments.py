@@ -19,7 +19,7 @@ from streamstyle.core.errors import InputError
 from streamstyle.offline.evaluation import warping_error
 
 from .cluster import ENV, RayCluster
-from .conftest import SAMPLES, STARTUP_S, run_cli, takes_ctrl_c, wait_until
+from .conftest import SAMPLES, STARTUP_S, one_line_error, run_cli, takes_ctrl_c, wait_until
 from .media import audio_digest, video_timestamps, write_even_gop_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -91,6 +91,12 @@ def pair_error(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> float | N
         return warping_error(inputs, outputs).warping_error
     except InputError:
         return None
+
+
+def test_an_output_that_cannot_hold_the_video_is_refused_before_any_work(tmp_path, clip):
+    result = run_cli("file", clip, tmp_path / "out.webm", "--segments", "2", "--style", "7", env=ENV)
+    one_line_error(result, ".webm files cannot hold libx264 video")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_with_nothing_set_up_the_job_starts_a_ray_of_its_own_with_token_authentication(tmp_path, clip):

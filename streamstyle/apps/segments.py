@@ -167,6 +167,8 @@ def stylize_segmented(source: str | os.PathLike, output: str | os.PathLike, conf
     `segments` pieces (None: a few per worker) on the Ray cluster at `address` (see cluster.connected). The
     segments wait in the work folder (`output` + WORK_SUFFIX) until the join; a rerun reuses those finished."""
     source, output = check_paths(source, output, config.output.overwrite)
+    with open_video(source) as container:
+        FileSink(output, container, config.encoder, audio=False).discard()  # the file job's checks, before any work
     timestamps, keyframes = read_timestamps(source)
     work = output.with_name(output.name + WORK_SUFFIX)
     start = time.perf_counter()
