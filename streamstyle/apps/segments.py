@@ -195,14 +195,12 @@ def stylize_segmented(source: str | os.PathLike, output: str | os.PathLike, conf
         raise ClusterError(f"a segment failed: {lost[0].reason}; the {len(finished) + len(done)} finished are kept "
                            f"in {work} for the next run")  # fmt: skip
     joined = time.perf_counter()
-    frames, notes = join_segments(source, [work / segment.file_name for segment in plan], output, config)
+    parts = [work / segment.file_name for segment in plan]
+    frames, notes = join_segments(source, parts, output, config, len(timestamps) if config.source.strict else 0)
     shutil.rmtree(work)
     corrupt = sum(result.corrupt_packets for result in done)
     if corrupt:
         notes.append(f"skipped {corrupt} corrupt video packet(s)")
-    if frames < len(timestamps) and config.source.strict:
-        raise InputError(f"{source}: {len(timestamps) - frames} of its {len(timestamps)} frames could not be "
-                         "decoded (--strict)")  # fmt: skip
     end = time.perf_counter()
     return SegmentedReport(output, frames, len(timestamps), end - start, end - joined, len(plan), len(finished),
                            len(slots), where, sorted(done, key=lambda result: result.index), notes)  # fmt: skip
@@ -220,7 +218,7 @@ def _prepare_work(work: Path, source: Path, config: PipelineConfig, plan: list[S
         "plan": [dataclasses.asdict(segment) for segment in plan],
     }
     plan_file = work / PLAN_NAME
-    if work.exists() and not plan_file.is_file():
+    if work.exists() and not plan_file.is_file() and any(work.iterdir()):
         raise OutputError(f"{work} is in the way: streamstyle keeps the segments of {source.name} there")
     if plan_file.is_file() and json.loads(plan_file.read_text()) == json.loads(json.dumps(key)):
         return {segment.index for segment in plan if (work / segment.file_name).is_file()}
@@ -272,9 +270,11 @@ def _from(start: int) -> Stage:
     return stage
 
 
-def join_segments(source: Path, parts: list[Path], output: Path, config: PipelineConfig) -> tuple[int, list[str]]:
+def join_segments(source: Path, parts: list[Path], output: Path, config: PipelineConfig, least_frames: int = 0
+                  ) -> tuple[int, list[str]]:  # fmt: skip
     """The segments' video packets one after another, with the source's audio and metadata, into `output`
-    (complete or not there at all). Returns the frames joined and the sink's notes."""
+    (complete or not there at all: fewer than `least_frames` is an InputError, and nothing written). Returns the
+    frames joined and the sink's notes."""
     with open_video(source) as container, open_video(parts[0]) as first:
         template = first.streams.video[0]
         with FileSink(output, container, config.encoder, config.output.audio, copy_video=template) as sink:
@@ -286,6 +286,9 @@ def join_segments(source: Path, parts: list[Path], output: Path, config: Pipelin
                     sink.write_packet(item)
                 else:
                     sink.write_audio(item)
+            if sink.frames < least_frames:
+                raise InputError(f"{source}: {least_frames - sink.frames} of its {least_frames} frames could not be "
+                                 "decoded (--strict)")  # fmt: skip
     return sink.frames, sink.notes
 
 
