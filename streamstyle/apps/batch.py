@@ -16,7 +16,7 @@ from streamstyle.apps import cluster
 from streamstyle.apps.config import PipelineConfig
 from streamstyle.apps.file_job import estimate_frames, stylize_file
 from streamstyle.core.errors import InputError, OutputError, StreamstyleError
-from streamstyle.core.files import JSON_FILE, claim_output, partials_of, write_json
+from streamstyle.core.files import JSON_FILE, claim_output, files_in, partials_of, write_json
 from streamstyle.io.media import VIDEO_FILE, open_video
 
 MANIFEST_NAME = "streamstyle-batch.json"
@@ -75,10 +75,7 @@ def batch_items(inputs: Sequence[str], out_dir: Path, suffix: str = ".mp4") -> l
     for given in inputs:
         path = Path(given)
         if path.is_dir():
-            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-            if not videos:
-                raise InputError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in folder {path}")
-            found += videos
+            found += files_in(path, VIDEO_SUFFIXES, "videos")
         elif path.exists():
             found.append(path)
         else:

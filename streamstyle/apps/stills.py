@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from streamstyle.core.errors import InputError, OutputError
-from streamstyle.core.files import claim_output
+from streamstyle.core.files import claim_output, files_in
 from streamstyle.core.settings import DEFAULT_MAX_SIZE
 from streamstyle.io.images import IMAGE_FILE, IMAGE_SUFFIXES, fit_within, read_image, write_image
 from streamstyle.models.dumoulin import NUM_STYLES
@@ -51,9 +51,7 @@ def plan_outputs(source: Path, output: Path, suffix: str = ".png", overwrite: bo
     if not source.exists():
         raise InputError(f"input not found: {source}")
     if source.is_dir():
-        inputs = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not inputs:
-            raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {source}")
+        inputs = files_in(source, IMAGE_SUFFIXES, "images")
         # A name with an image suffix that does not exist yet is meant as a file, not as a folder to make.
         if not output.is_dir() and (output.exists() or output.suffix.lower() in IMAGE_SUFFIXES):
             raise OutputError(f"input {source} is a folder, so the output must be a folder too, not {output}")

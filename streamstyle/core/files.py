@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from streamstyle.core.errors import OutputError
+from streamstyle.core.errors import InputError, OutputError
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,16 @@ def _holds_json(path: Path) -> bool:
 
 
 JSON_FILE = FileKind("a JSON file", _holds_json)
+
+
+def files_in(folder: Path, suffixes: Iterable[str], kind: str) -> list[Path]:
+    """The files of a folder (not its subfolders) whose suffix is one of `suffixes`, in name order; none is an
+    InputError that names the `kind` of file sought."""
+    suffixes = sorted(suffixes)
+    found = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in suffixes)
+    if not found:
+        raise InputError(f"no {kind} ({', '.join(suffixes)}) in folder {folder}")
+    return found
 
 
 def write_json(path: str | os.PathLike, data: object) -> None:
