@@ -82,6 +82,7 @@ def test_flow_smoothing_does_not_jump_at_the_joins(tmp_path, cluster, clip):
     assert len(joins) == 3 and all(errors[index] is not None for index in joins)
     at_joins = np.mean([errors[index] for index in joins])
     interior = np.mean([error for index, error in errors.items() if index not in joins and error is not None])
+    # Measured on this clip: 0.40x with the warm-up, 1.93x with none (each segment starting afresh).
     assert at_joins <= 1.2 * interior, (at_joins, interior)
 
 
