@@ -20,7 +20,9 @@ def test_a_new_style_is_built_aside_while_the_last_one_goes_on(cpu):
     first = Stylizer(7, runtime=cpu)
     deck = StyleDeck(first, [PAINTINGS[0]])
     assert deck.step_painting(1)
-    assert deck.current() is first and deck.loading  # asked for, not waited for
+    # Asked for, not waited for: the last style comes back at once. (Whether the new one is still loading by the
+    # next line depends on the scheduler: a cached painting builds in a moment.)
+    assert deck.current() is first
     settled(deck)
     painting = deck.current()
     assert painting is not first and painting.model.name == "magenta" and deck.failure is None
