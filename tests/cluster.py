@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,28 +29,16 @@ class RayCluster:
 
     def __enter__(self) -> RayCluster:
         port = self.address.rsplit(":", 1)[1]
+        common = ("--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--num-gpus=0")
         try:
             self._ray("start", "--head", f"--port={port}", "--include-dashboard=false", "--disable-usage-stats",
-                      *self._node_options())  # fmt: skip
+                      *common)  # fmt: skip
             for _ in range(self.nodes - 1):
-                self.add_node()
+                self._ray("start", f"--address={self.address}", *common)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _node_options(self) -> tuple[str, ...]:
-        return "--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--num-gpus=0"
-
-    def add_node(self) -> None:
-        self._ray("start", f"--address={self.address}", *self._node_options())
-
-    def kill_newest_node(self) -> None:
-        """The node started last leaves as a machine that fails does: its raylet and workers killed at once."""
-        raylet = subprocess.run(["pgrep", "-n", "-f", "ray/raylet"], capture_output=True, text=True).stdout.strip()
-        workers = subprocess.run(["pgrep", "-P", raylet], capture_output=True, text=True).stdout.split()
-        for pid in [raylet, *workers]:
-            os.kill(int(pid), signal.SIGKILL)
 
     def stop(self) -> None:
         subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=STARTUP_S)
