@@ -25,6 +25,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import ray
 from ray.exceptions import RayError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from streamstyle.apps.config import PipelineConfig
 from streamstyle.core.errors import ClusterError, StreamstyleError
@@ -196,7 +197,9 @@ def dispatch(job: Job[TaskT, ResultT], tasks: Sequence[tuple[TaskT, str]], confi
     reached (its node left the cluster) goes to another worker; a task lost more than TASK_RETRIES times is
     Lost, the others go on. A StreamstyleError a task raised is raised here. However this ends, the workers are
     gone when it returns: nothing of theirs is still writing."""
-    counter = FrameCounter.remote()  # type: ignore[attr-defined]
+    # The counter lives with the driver: on another node, that node leaving would take the progress with it.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    counter = FrameCounter.options(scheduling_strategy=here).remote()  # type: ignore[attr-defined]
     workers = [_Worker(StyleWorker.options(num_cpus=slot.cpus, num_gpus=slot.gpus,  # type: ignore[attr-defined]
                                            max_restarts=-1, max_task_retries=TASK_RETRIES).remote(config))
                for slot in slots]  # fmt: skip
