@@ -59,6 +59,10 @@ POSTPROCESSING = [
     "crop the output back to the picture's height and width (top-left)",
     "multiply by 255, round, clip to 0-255: 8-bit RGB",
 ]
+# The pictures of streamstyle and of its tests come from float32 arithmetic; an engine's default may be lower.
+PRECISION = ("float32 weights and arithmetic. Some engines lower it by default: OpenVINO's CPU plugin computes in "
+             "bf16 on CPUs that have it, which moves pixels by a few levels and some styles by more; "
+             "INFERENCE_PRECISION_HINT=f32 keeps float32")
 CONDITIONING = {
     "dumoulin26": "style_weights: a one-hot row picks a built-in style (index = the --style number); a blend is a "
     "row of weights summing to 1. Less style (strength s < 1): output * s + content * (1 - s).",
@@ -145,7 +149,7 @@ def export_model(model: str, folder: Path, fmt: str = "onnx", batch: int | None 
         manifest = {"format": "streamstyle export", "version": MANIFEST_VERSION, "model": loaded.name,
                     **_describe(model), "exported_by": f"streamstyle {streamstyle.__version__}",
                     "graph_format": "ONNX" if fmt == "onnx" else "OpenVINO IR", "onnx_opset": OPSET,
-                    "graphs": entries, "preprocessing": PREPROCESSING,
+                    "graphs": entries, "precision": PRECISION, "preprocessing": PREPROCESSING,
                     "postprocessing": POSTPROCESSING}  # fmt: skip
         write_json(folder / MANIFEST_NAME, manifest)
     except BaseException:
