@@ -90,6 +90,16 @@ def run_cli(*args: object, timeout: float = 2 * STARTUP_S, **kwargs) -> subproce
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
+def run_cli_without_model(*args: object) -> subprocess.CompletedProcess:
+    """`streamstyle ARGS...` in a process of its own, which says on stdout at exit whether it had loaded torch."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules))\n"
+            "from streamstyle.cli.main import main\n"
+            "main()\n")  # fmt: skip
+    command = [sys.executable, "-c", code, *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_S)
+
+
 def one_line_error(result: subprocess.CompletedProcess, *expected: str, status: int = 2) -> str:
     """The one line a refused command printed, after checking its status and that the line says `expected`."""
     assert result.returncode == status, result.stderr

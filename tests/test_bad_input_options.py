@@ -20,7 +20,7 @@ from streamstyle.cli.main import cli
 from streamstyle.core.errors import ConfigError
 from streamstyle.processing.temporal import dis_flow
 
-from .conftest import REPO, STARTUP_S, run_cli
+from .conftest import REPO, STARTUP_S, run_cli, run_cli_without_model
 
 PIPELINES = REPO / "pipelines"
 
@@ -130,16 +130,6 @@ def test_an_option_out_of_range_is_one_line_that_names_it(tmp_path, clip, args):
     assert result.exit_code == 2
     assert f"Invalid value for '{args[3]}'" in one_error_line(result.stderr)
     assert not out.exists()
-
-
-def run_cli_without_model(*args: object) -> subprocess.CompletedProcess:
-    """`streamstyle ARGS...` in a process of its own, which says on stdout at exit whether it had loaded torch."""
-    code = ("import atexit, sys\n"
-            "atexit.register(lambda: print('torch loaded:', 'torch' in sys.modules))\n"
-            "from streamstyle.cli.main import main\n"
-            "main()\n")  # fmt: skip
-    command = [sys.executable, "-c", code, *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_S)
 
 
 # Point 7: options that ended in a traceback; each is refused naming the value, before any model loads.

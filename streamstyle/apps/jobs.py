@@ -14,6 +14,7 @@ from pathlib import Path
 # opens (cv2.namedWindow hangs). Imported here, it loads before any job module brings PyAV in.
 import cv2  # noqa: F401
 
+from streamstyle.apps.claims import claim_stream_outputs
 from streamstyle.apps.config import PipelineConfig
 from streamstyle.apps.display import screen_size
 from streamstyle.apps.file_job import FileReport, stylize_file
@@ -22,12 +23,8 @@ from streamstyle.apps.restream import Restream, StreamStats, write_stats_json
 from streamstyle.apps.style_deck import StyleDeck, paintings_in
 from streamstyle.apps.window import LiveWindow, WindowReport
 from streamstyle.core.errors import OutputError
-from streamstyle.core.files import JSON_FILE, FileKind, claim_output
 from streamstyle.core.settings import SizeSettings
 from streamstyle.io.live_source import LiveSource, Reconnect, live_input
-from streamstyle.io.live_writer import PLAYLIST_FILE
-from streamstyle.io.media import VIDEO_FILE
-from streamstyle.io.urls import is_file_target, target_format
 from streamstyle.io.video_file import check_paths
 from streamstyle.processing.runtime import share_cores_with_model
 from streamstyle.processing.stylizer import Stylizer
@@ -74,22 +71,6 @@ def run_window_job(config: PipelineConfig, say: Say) -> WindowReport:
     report = window.run()
     say(report.summary())
     return report
-
-
-def claim_stream_outputs(config: PipelineConfig) -> None:
-    """Before anything starts: the recordings, playlists and stats file of a restream are distinct files that can
-    be written there, none of them the input, none replacing a file of another kind unless asked."""
-    written: list[tuple[str, FileKind]] = [(target, VIDEO_FILE) for target in config.output.targets
-                                           if is_file_target(target)]  # fmt: skip
-    written += [(target, PLAYLIST_FILE) for target in config.output.targets if target_format(target) == "hls"]
-    if config.output.stats_json:
-        written.append((config.output.stats_json, JSON_FILE))
-    claimed: dict[Path, str] = {}
-    for target, kind in written:
-        real = claim_output(target, [config.source.input], kind, config.output.overwrite)
-        if real in claimed:
-            raise OutputError(f"{claimed[real]} and {target} are the same file: give each output its own")
-        claimed[real] = target
 
 
 def run_stream_job(config: PipelineConfig, say: Say, on_stats: Callable[[StreamStats], None] | None = None

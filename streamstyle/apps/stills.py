@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,10 +12,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from streamstyle.core.errors import InputError, OutputError
-from streamstyle.core.files import claim_output, files_in
+from streamstyle.apps.claims import plan_outputs
+from streamstyle.core.errors import OutputError
+from streamstyle.core.files import claim_output
 from streamstyle.core.settings import DEFAULT_MAX_SIZE
-from streamstyle.io.images import IMAGE_FILE, IMAGE_SUFFIXES, fit_within, read_image, write_image
+from streamstyle.io.images import IMAGE_FILE, fit_within, read_image, write_image
 from streamstyle.models.dumoulin import NUM_STYLES
 from streamstyle.processing.runtime import Runtime
 from streamstyle.processing.styles import BuiltinStyle
@@ -30,51 +30,6 @@ class StillResult:
     output: Path
     size: tuple[int, int]  # width, height written
     seconds: float
-
-
-@dataclass(frozen=True)
-class StillsPlan:
-    """What a run writes: an output per input, and the folders it makes for them first."""
-
-    pairs: list[tuple[Path, Path]]  # input, output
-    new_folders: list[Path]  # outermost first; removed again by a run that writes nothing into them
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """`folder` and those of its parents that do not exist yet, outermost first."""
-    return list(reversed(list(itertools.takewhile(lambda path: not path.exists(), [folder, *folder.parents]))))
-
-
-def plan_outputs(source: Path, output: Path, suffix: str = ".png", overwrite: bool = False) -> StillsPlan:
-    """The outputs for an image file or a folder of them, checked before any work is done (`claim_output`);
-    where OUTPUT is a folder still to be made, that it can be."""
-    if not source.exists():
-        raise InputError(f"input not found: {source}")
-    if source.is_dir():
-        inputs = files_in(source, IMAGE_SUFFIXES, "images")
-        # A name with an image suffix that does not exist yet is meant as a file, not as a folder to make.
-        if not output.is_dir() and (output.exists() or output.suffix.lower() in IMAGE_SUFFIXES):
-            raise OutputError(f"input {source} is a folder, so the output must be a folder too, not {output}")
-        pairs = [(p, output / (p.stem + suffix)) for p in inputs]
-    elif output.is_dir() or (output.suffix == "" and not output.exists()):
-        pairs = [(source, output / (source.stem + suffix))]
-    else:
-        pairs = [(source, output)]
-    new_folders = _missing_folders(output) if pairs[0][1].parent == output else []
-    if new_folders:
-        claim_output(new_folders[0])  # made inside a folder that exists and is writable
-    inputs = [input_path for input_path, _ in pairs]
-    written: dict[Path, Path] = {}
-    for input_path, output_path in pairs:
-        if output_path in written:
-            raise OutputError(f"{written[output_path].name} and {input_path.name} would both be written to "
-                              f"{output_path}; rename one")  # fmt: skip
-        written[output_path] = input_path
-        if not new_folders:  # nothing is in a new folder yet, to be written over
-            claim_output(output_path, inputs, IMAGE_FILE, overwrite)  # in place, a.jpg must not become a.png
-        if output_path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise OutputError(f"unsupported output image type {output_path.suffix!r} for {output_path}")
-    return StillsPlan(pairs, new_folders)
 
 
 def stylize_images(

@@ -266,6 +266,9 @@ def run(pipeline: Path, overrides: tuple[str, ...], quiet: bool) -> None:
 
 def execute(config: PipelineConfig, quiet: bool = False) -> None:
     """Run a PipelineConfig as its kind of job, with the terminal's progress, status and summary."""
+    from streamstyle.apps.claims import claim_job_outputs
+
+    claim_job_outputs(config)
     from streamstyle.apps import jobs
 
     configure_logging(quiet)

@@ -58,11 +58,12 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
           tv_weight: float, save_every: int | None, quiet: bool) -> None:  # fmt: skip
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
     configure_logging(quiet)
-    from streamstyle.apps.stills import plan_outputs, stylize_images
+    from streamstyle.apps.claims import plan_outputs
 
     plan = plan_outputs(source, output, "." + suffix, overwrite)  # report bad paths before loading any model
     if method == "optimize" and save_every:
         _claim_intermediates(plan.pairs, steps, scales, save_every, overwrite)
+    from streamstyle.apps.stills import stylize_images
 
     def report(result: StillResult) -> None:
         if not quiet:
