@@ -190,13 +190,17 @@ class Chain:
                     done.add(ended.get(timeout=_POLL_SECONDS))
                 if on_tick:
                     on_tick()
-        except BaseException:
+        except BaseException as error:
             gate.abort()
             self.stop_event.set()
             deadline = time.monotonic() + 10
             while not done.issuperset(started) and (left := deadline - time.monotonic()) > 0:
                 with contextlib.suppress(queue.Empty):
                     done.add(ended.get(timeout=left))
+            if isinstance(error, RuntimeError) and isinstance(error.__context__, KeyboardInterrupt):
+                # threading's locks are not safe against an exception raised inside them: a Ctrl-C that lands in
+                # Thread.start() can come out as RuntimeError("release unlocked lock"). The caller must see a Ctrl-C.
+                raise error.__context__ from None
             raise
         if self._errors:
             raise self._errors[0]
