@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,23 @@ class RayCluster:
             self.stop()
             raise
         return self
+
+    @staticmethod
+    def _newest_raylet() -> str:
+        return subprocess.run(["pgrep", "-n", "-f", "ray/raylet"], capture_output=True, text=True).stdout.strip()
+
+    def newest_node_is_painting(self) -> bool:
+        """Whether a StyleWorker of the node started last is inside a task (Ray titles it ray::CLASS.METHOD)."""
+        found = subprocess.run(["pgrep", "-P", self._newest_raylet(), "-f", r"^ray::StyleWorker\.run"],
+                               capture_output=True)  # fmt: skip
+        return found.returncode == 0
+
+    def kill_newest_node(self) -> None:
+        """The node started last leaves as a machine that fails does: its raylet and workers killed at once."""
+        raylet = self._newest_raylet()
+        workers = subprocess.run(["pgrep", "-P", raylet], capture_output=True, text=True).stdout.split()
+        for pid in [raylet, *workers]:
+            os.kill(int(pid), signal.SIGKILL)
 
     def stop(self) -> None:
         subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=STARTUP_S)

@@ -151,3 +151,22 @@ def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_a_rerun_reus
     assert audio_digest(output) == audio_digest(clip)
     assert not work.exists()
 
+
+def test_a_node_that_leaves_mid_job_has_its_segment_done_elsewhere(tmp_path, cluster, clip):
+    # Last in this file: the second node of the cluster fails while its worker paints a segment.
+    output = tmp_path / "out.mp4"
+    wait_until(lambda: not worker_pids(), 60, "the workers of earlier tests to be gone")
+    job = subprocess.Popen([sys.executable, "-m", "streamstyle.cli", "file", str(clip), str(output), "--segments", "6",
+                            "--address", cluster.address, "--style", "7", "--max-size", "64", "--temporal", "ema"],
+                           stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    try:
+        wait_until(cluster.newest_node_is_painting, STARTUP_S, "a segment at work on the second node")
+        cluster.kill_newest_node()
+        _, errors = job.communicate(timeout=4 * STARTUP_S)
+    finally:
+        job.kill()
+    assert job.returncode == 0, errors
+    assert "6 segment(s)" in errors and "on 2 worker(s)" in errors, errors
+    assert video_timestamps(output) == video_timestamps(clip)
+    assert audio_digest(output) == audio_digest(clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]

@@ -274,9 +274,11 @@ class _Worker:
 def _without_departed(workers: list[_Worker], idle: list[_Worker]) -> list[_Worker]:
     """The workers on nodes that left the cluster leave too; returns the idle workers still there."""
     for worker in workers:
-        if worker.node is None and not ray.wait([worker.located], timeout=0)[1]:
-            with contextlib.suppress(RayError):
+        if worker.node is None and not worker.departed and ray.wait([worker.located], timeout=0)[0]:
+            try:
                 worker.node = ray.get(worker.located)
+            except RayError:
+                worker.leave()  # gone before it could say where it runs, with its retries: as good as departed
     alive = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
     for worker in workers:
         if worker.node is not None and worker.node not in alive and not worker.departed:
