@@ -18,7 +18,7 @@ import pytest
 from streamstyle.core.errors import OutputError
 from streamstyle.core.files import JSON_FILE, AtomicFile, claim_output
 from streamstyle.io.media import VIDEO_FILE
-from tests.conftest import STARTUP_S, one_line_error, run_cli, takes_ctrl_c, wait_until
+from tests.conftest import STARTUP_S, one_line_error, run_cli, run_cli_without_model, takes_ctrl_c, wait_until
 from tests.media import write_moving_clip
 
 SMALL = ("--style", "7", "--max-size", "32", "--temporal", "off")
@@ -90,7 +90,8 @@ def test_stream_refuses_to_write_over_its_input_or_other_kinds_of_file(tmp_path,
         ((clip, tmp_path / "a.mp4", "--out", tmp_path / "v" / ".." / "a.mp4"), "are the same file"),
     ]
     for args, message in cases:
-        assert message in one_line_error(run_cli("stream", *args, "--style", "7"))
+        result = run_cli_without_model("stream", *args, "--style", "7")
+        assert message in one_line_error(result) and result.stdout == "torch loaded: False\n"
     assert {path: digest(path) for path in before} == before
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
 
@@ -99,7 +100,8 @@ def test_stream_refuses_to_write_over_its_input_or_other_kinds_of_file(tmp_path,
 def test_file_replaces_a_file_of_another_kind_only_with_overwrite(tmp_path, clip):
     out = tmp_path / "out.mp4"
     out.write_text("not a video")
-    assert "pass --overwrite" in one_line_error(run_cli("file", clip, out, *SMALL))
+    refused = run_cli_without_model("file", clip, out, *SMALL)
+    assert "pass --overwrite" in one_line_error(refused) and refused.stdout == "torch loaded: False\n"
     assert out.read_text() == "not a video"
     done = run_cli("file", clip, out, *SMALL, "--overwrite", "--quiet")
     assert done.returncode == 0, done.stderr
