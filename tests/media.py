@@ -249,3 +249,18 @@ def write_even_gop_clip(path: Path, video_source: Path, gop: int, width: int, to
             container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
         container.mux(video.encode(None))
         _mux_tone(container, audio, tone_seconds)
+
+
+def write_damaged_copy(path: Path, source: Path, packets: list[int]) -> None:
+    """`source` with the payload of the video packets at these places (in decode order; none a keyframe) replaced
+    by noise, as a damaged disk or download would leave them."""
+    with av.open(str(source)) as container:
+        video = [packet for packet in container.demux(container.streams.video[0]) if packet.size]
+        places = [(video[index].pos, video[index].size) for index in packets if not video[index].is_keyframe]
+    assert len(places) == len(packets), "only packets between keyframes"
+    data = bytearray(source.read_bytes())
+    noise = np.random.default_rng(1)
+    for position, size in places:
+        # The NAL unit's length and header are left: the packet is still read, and refused by the decoder.
+        data[position + 8 : position + size] = noise.integers(0, 256, size - 8, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))

@@ -79,6 +79,7 @@ OUT_OF_RANGE = [
     ("encoder", "bitrate", "5000", "bitrate must be at least 10000, got 5000"),
     ("encoder", "gop", "0", "gop must be at least 1, got 0"),
     ("output", "keyframe_seconds", "0", "keyframe_seconds must be between 0.1 and 10, got 0"),
+    ("cluster", "workers", "0", "workers must be at least 1, got 0"),
 ]  # fmt: skip
 
 

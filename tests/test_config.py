@@ -50,7 +50,13 @@ def write(tmp_path, text: str):
         ('[source]\ninput = "a.mp4"\n[output]\ntargets = ["b.mp4"]\n[size]\noutput_size = "big"\n',
          "[size] output_size must be a size like \"1280x720\", got 'big'"),
         ('[source]\ninput = "a.mp4"\n[outputs]\ntargets = ["b.mp4"]\n',
-         "unknown section [outputs]; allowed: source, style, runtime, size, temporal, encoder, output"),
+         "unknown section [outputs]; allowed: source, style, runtime, size, temporal, encoder, output, cluster"),
+        ('[source]\ninput = "a.mp4"\n[output]\ntargets = ["b.mp4"]\n[cluster]\nsegments = 0\n',
+         "[cluster] segments must be auto or a number of segments (1 or more), got '0'"),
+        ('[source]\ninput = "a.mp4"\n[output]\ntargets = ["b.mp4"]\n[cluster]\naddress = "auto"\n',
+         "[cluster] address and workers go with segments (a file job on Ray)"),
+        ('[source]\ninput = "rtsp://cam/1"\n[output]\ntargets = ["rtsp://relay/1"]\n[cluster]\nsegments = "auto"\n',
+         "[cluster] segments are for file jobs, not a stream job"),
         ('[source]\ninput = "a.mp4"\n', '[output] needs targets, e.g. targets = ["out.mp4"]'),
         ('[output]\ntargets = ["b.mp4"]\n', "[source] needs input"),
         ('[source]\ninput = "a.mp4"\n[output]\ntargets = ["window", "b.mp4"]\n',
@@ -73,6 +79,14 @@ def test_overrides_take_toml_values_and_bare_words(tmp_path):
         0.5, "3", ("out/x.mkv",), 96)  # fmt: skip
     with pytest.raises(ConfigError, match=r"--set 'smooth=1': use section.key=value"):
         load_pipeline(PIPELINES / "file_transcode.toml", ["smooth=1"])
+
+
+def test_a_file_job_in_segments_is_a_setting_of_the_file_too(tmp_path):
+    path = write(tmp_path, '[source]\ninput = "a.mp4"\n[output]\ntargets = ["b.mp4"]\n[cluster]\nsegments = 4\n'
+                           'address = "10.0.0.2:6379"\nworkers = 8\n')  # fmt: skip
+    cluster = load_pipeline(path).cluster
+    assert (cluster.segment_count, cluster.address, cluster.workers) == (4, "10.0.0.2:6379", 8)
+    assert load_pipeline(path, ["cluster.segments=auto"]).cluster.segment_count is None
 
 
 def test_command_line_and_file_build_the_same_config():

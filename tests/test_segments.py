@@ -5,6 +5,7 @@ a worker killed mid-segment and the driver interrupted, then run again."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,13 +21,14 @@ from streamstyle.offline.evaluation import warping_error
 
 from .cluster import ENV, RayCluster
 from .conftest import SAMPLES, STARTUP_S, one_line_error, run_cli, takes_ctrl_c, wait_until
-from .media import audio_digest, video_timestamps, write_even_gop_clip
+from .media import audio_digest, video_timestamps, write_damaged_copy, write_even_gop_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 # Lossless H.264 (x264 at constant quality 0) and one frame per model call: what the segments' workers make of a
 # frame is what one process makes of it, and the comparison sees the model's pictures, not the encoder's.
-EXACT = ("--style", "7", "--max-size", "48", "--crf", "0", "--batch-size", "1")
+EXACT = ("--max-size", "48", "--crf", "0", "--batch-size", "1")
+STARRY = SAMPLES / "paintings" / "vangogh_starry_night.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +55,15 @@ def segmented(clip: Path, output: Path, address: str, *options: str) -> subproce
                    env=ENV, timeout=4 * STARTUP_S)  # fmt: skip
 
 
-def test_four_segments_without_smoothing_equal_the_single_process_output(tmp_path, cluster, clip):
+# A built-in style, and a painting at half strength: magenta then mixes it with the film's own style, which one
+# process takes from the film's first frame, and so must every segment.
+@pytest.mark.parametrize("style", [("--style", "7"), ("--style", str(STARRY), "--strength", "0.5")],
+                         ids=["built-in", "painting-half-strength"])  # fmt: skip
+def test_four_segments_without_smoothing_equal_the_single_process_output(tmp_path, cluster, clip, style):
     whole, joined = tmp_path / "whole.mp4", tmp_path / "joined.mp4"
-    alone = run_cli("file", clip, whole, *EXACT, "--temporal", "off", "--quiet")
+    alone = run_cli("file", clip, whole, *EXACT, *style, "--temporal", "off", "--quiet")
     assert alone.returncode == 0, alone.stderr
-    done = segmented(clip, joined, cluster.address, *EXACT, "--temporal", "off")
+    done = segmented(clip, joined, cluster.address, *EXACT, *style, "--temporal", "off")
     assert done.returncode == 0, done.stderr
     assert "4 segment(s) (0 from an earlier run) on 2 worker(s)" in done.stderr, done.stderr
     assert video_timestamps(joined) == video_timestamps(clip)  # every frame once, in order, at its time
@@ -98,6 +104,42 @@ def test_an_output_that_cannot_hold_the_video_is_refused_before_any_work(tmp_pat
     result = run_cli("file", clip, tmp_path / "out.webm", "--segments", "2", "--style", "7", env=ENV)
     one_line_error(result, ".webm files cannot hold libx264 video")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_setting_the_workers_refuse_is_one_line_and_leaves_nothing(tmp_path, cluster, clip):
+    # The network loads on the workers, not in the driver: a device their machines lack is found there.
+    result = segmented(clip, tmp_path / "out.mp4", cluster.address, "--device", "cuda:99", "--quiet")
+    one_line_error(result, "'cuda:99'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_input_is_said_as_the_file_job_says_it_and_refused_with_strict(tmp_path, cluster, clip):
+    # Between keyframes, each in the warm-up of a later segment (with ema smoothing): decoded twice, counted once.
+    damaged = tmp_path / "damaged.mp4"
+    write_damaged_copy(damaged, clip, [37, 112, 187])
+    options = ("--style", "7", "--max-size", "32", "--temporal", "ema", "--quiet")
+    alone = run_cli("file", damaged, tmp_path / "whole.mp4", *options)
+    joined = segmented(damaged, tmp_path / "joined.mp4", cluster.address, *options)
+    assert alone.returncode == 0 and joined.returncode == 0, alone.stderr + joined.stderr
+    counted = re.findall(r"skipped \d+ corrupt video packet\(s\)", alone.stderr)
+    assert counted and counted == re.findall(r"skipped \d+ corrupt video packet\(s\)", joined.stderr), joined.stderr
+    assert video_timestamps(tmp_path / "joined.mp4") == video_timestamps(tmp_path / "whole.mp4")  # the same lost
+    strict = segmented(damaged, tmp_path / "strict.mp4", cluster.address, *options, "--strict")
+    one_line_error(strict, counted[0], "(--strict)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.mp4", "joined.mp4", "whole.mp4"]
+
+
+def test_a_pipeline_file_runs_in_segments_too(tmp_path, cluster, clip):
+    output = tmp_path / "out.mp4"
+    pipeline = tmp_path / "segments.toml"
+    pipeline.write_text(f'[source]\ninput = "{clip}"\n[style]\nstyle = 7\n[size]\nmax_size = 32\n'
+                        f'[temporal]\nmode = "off"\n[output]\ntargets = ["{output}"]\n'
+                        f'[cluster]\nsegments = 3\naddress = "{cluster.address}"\nworkers = 2\n')  # fmt: skip
+    done = run_cli("run", pipeline, env=ENV, timeout=4 * STARTUP_S)
+    assert done.returncode == 0, done.stderr
+    assert "3 segment(s) (0 from an earlier run) on 2 worker(s)" in done.stderr, done.stderr
+    assert video_timestamps(output) == video_timestamps(clip)
+    assert audio_digest(output) == audio_digest(clip)
 
 
 def test_with_nothing_set_up_the_job_starts_a_ray_of_its_own_with_token_authentication(tmp_path, clip):

@@ -161,11 +161,19 @@ class StyleWorker:
 
     def __init__(self, config: PipelineConfig) -> None:
         node = f"{socket.gethostname()} {ray.get_runtime_context().get_node_id()[:8]}"
-        self.context = WorkerContext(config.style.stylizer(config.runtime), config, node)
+        self.context: WorkerContext | StreamstyleError
+        try:
+            self.context = WorkerContext(config.style.stylizer(config.runtime), config, node)
+        except StreamstyleError as error:
+            # Raised by each task instead: Ray gives the driver a task's exception as it was raised, but a
+            # constructor's only as the actor's death, in words.
+            self.context = error
 
     def run(self, job: Job, task: Any, key: str, counter) -> Any:
         """One task, its progress told to `counter` (a FrameCounter; given with each task, not kept: an actor
         handle among a worker's constructor arguments would keep Ray from restarting it reliably)."""
+        if isinstance(self.context, StreamstyleError):
+            raise self.context
         reported = 0.0
 
         def on_progress(done: int, _total: int | None) -> None:
@@ -237,7 +245,9 @@ def dispatch(job: Job[TaskT, ResultT], tasks: Sequence[tuple[TaskT, str]], confi
                 except RayError as error:
                     losses[task] += 1
                     if losses[task] > TASK_RETRIES:
-                        results[task] = Lost(f"its worker was lost {losses[task]} times: {error}")
+                        # Ray's words for a lost actor run over many lines (its ids, pid, address): the first says why.
+                        reason = str(error).strip().splitlines()[0]
+                        results[task] = Lost(f"its worker was lost {losses[task]} times: {reason}")
                     else:
                         waiting.insert(0, (task, key))
                     pinged[worker.handle.node_id.remote()] = worker

@@ -11,6 +11,7 @@ A pipeline file has the sections below; every key is optional except `source.inp
     [temporal] mode, smooth, flow_size
     [encoder]  codec, crf, preset, pix_fmt, threads, tune, bitrate, gop
     [output]   targets, stats_json, keyframe_seconds, audio, save_dir, overlay, overwrite
+    [cluster]  segments, address, workers (a file job in segments on a Ray cluster)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from streamstyle.core.settings import (
     PRECISIONS,
     READ_TIMEOUT,
     STRENGTH,
+    WORKERS,
     EncoderSettings,
     SizeSettings,
     TemporalSettings,
@@ -117,6 +119,26 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    segments: str | None = None  # file: "auto" or a number: cut the input into segments stylized on Ray and joined
+    address: str | None = None  # the Ray cluster, HOST:PORT or auto; None: RAY_ADDRESS if set, else one started here
+    workers: int | None = None  # across the cluster; None: one per node with all its cores, or one per GPU
+
+    def __post_init__(self):
+        counted = self.segments is not None and self.segments.isdigit() and int(self.segments) >= 1
+        if self.segments not in (None, "auto") and not counted:
+            raise ConfigError(f"segments must be auto or a number of segments (1 or more), got {self.segments!r}")
+        WORKERS.check("workers", self.workers)
+        if self.segments is None and (self.address or self.workers):
+            raise ConfigError("address and workers go with segments (a file job on Ray)")
+
+    @property
+    def segment_count(self) -> int | None:
+        """The number of segments asked for; None for auto (and for a job not in segments)."""
+        return int(self.segments) if self.segments and self.segments.isdigit() else None
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     kind: str  # file (every frame, audio kept), window (live preview) or stream (live restream)
     source: SourceConfig
@@ -126,6 +148,7 @@ class PipelineConfig:
     temporal: TemporalSettings
     encoder: EncoderSettings
     output: OutputConfig
+    cluster: ClusterConfig = ClusterConfig()
 
 
 SECTIONS: dict[str, type] = {
@@ -136,6 +159,7 @@ SECTIONS: dict[str, type] = {
     "temporal": TemporalSettings,
     "encoder": EncoderSettings,
     "output": OutputConfig,
+    "cluster": ClusterConfig,
 }
 SectionT = TypeVar("SectionT", bound="DataclassInstance")
 # Where the user says nothing, live jobs get cheap smoothing, and a restream a steady bitrate with no lookahead.
@@ -262,9 +286,12 @@ def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = N
         check_encoder(encoder.codec, encoder.pix_fmt)
     except ConfigError as error:
         raise ConfigError(f"{origin}: [encoder] {error}") from None
+    cluster = section(ClusterConfig, "cluster")
+    if cluster.segments and kind != "file":
+        raise ConfigError(f"{origin}: [cluster] segments are for file jobs, not a {kind} job")
     return PipelineConfig(kind, source, section(StyleConfig, "style"), section(RuntimeConfig, "runtime"),
                           section(SizeSettings, "size"), section(TemporalSettings, "temporal"), encoder,
-                          output)  # fmt: skip
+                          output, cluster)  # fmt: skip
 
 
 def apply_override(sections: dict[str, dict], assignment: str, origin: str = "--set") -> None:

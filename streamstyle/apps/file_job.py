@@ -40,13 +40,13 @@ class FileReport:
     def damage(self) -> str | None:
         """What was wrong with the input, in words: it ended before the frames its container announced, or some
         packets could not be decoded. None for a whole input."""
-        problems = []
-        if self.frames_announced and self.frames < self.frames_announced:
-            problems.append(f"the input ended early: {self.frames} of the {self.frames_announced} frames its "
-                            "container announced were decoded")  # fmt: skip
-        if self.corrupt_packets:
-            problems.append(f"skipped {self.corrupt_packets} corrupt video packet(s)")
-        return "; ".join(problems) or None
+        ended = (f"the input ended early: {self.frames} of the {self.frames_announced} frames its container "
+                 "announced were decoded") if self.frames_announced and self.frames < self.frames_announced else None
+        return "; ".join(filter(None, [ended, corrupt_words(self.corrupt_packets)])) or None
+
+
+def corrupt_words(corrupt_packets: int) -> str | None:
+    return f"skipped {corrupt_packets} corrupt video packet(s)" if corrupt_packets else None
 
 
 def stylize_file(

@@ -28,6 +28,7 @@ import av
 
 from streamstyle.apps import cluster
 from streamstyle.apps.config import PipelineConfig
+from streamstyle.apps.file_job import corrupt_words
 from streamstyle.core.errors import ClusterError, InputError, OutputError
 from streamstyle.core.files import partials_of, write_json
 from streamstyle.core.frames import AudioPacket, Frame, Item
@@ -66,6 +67,15 @@ class Segment:
     def file_name(self) -> str:
         return f"segment-{self.index:05d}{SEGMENT_SUFFIX}"
 
+    def holds(self, pts: int) -> bool:
+        return self.start <= pts and (self.end is None or pts < self.end)
+
+    @property
+    def result_name(self) -> str:
+        """Its SegmentResult's file, written once the segment is in place: a rerun that reuses the segment
+        knows what its run found."""
+        return f"segment-{self.index:05d}.json"
+
 
 @dataclass(frozen=True)
 class SegmentTask:
@@ -96,10 +106,16 @@ class SegmentedReport:
     address: str
     results: list[SegmentResult]
     notes: list[str]
+    corrupt_packets: int
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def damage(self) -> str | None:
+        """What was wrong with the input, in words, as FileReport.damage says it. None for a whole input."""
+        return segments_damage(self.frames, self.frames_planned, self.corrupt_packets)
 
     def per_node(self) -> dict[str, tuple[int, int, float]]:
         """node → (segments, frames, seconds of work) of the segments done there in this run."""
@@ -176,7 +192,8 @@ def stylize_segmented(source: str | os.PathLike, output: str | os.PathLike, conf
         slots = cluster.worker_slots(workers)
         count = segments or auto_segments(len(timestamps), len(slots))
         plan = plan_segments(timestamps, keyframes, count, warm_up_frames(config.temporal))
-        finished = _prepare_work(work, source, config, plan)
+        earlier = _prepare_work(work, source, config, plan)
+        finished = {result.index for result in earlier}
         tasks = [SegmentTask(source, segment, work / segment.file_name) for segment in plan
                  if segment.index not in finished]  # fmt: skip
         say(f"Ray cluster at {where}: {cluster.node_count()} node(s), {len(slots)} worker(s); {source.name} in "
@@ -189,43 +206,54 @@ def stylize_segmented(source: str | os.PathLike, output: str | os.PathLike, conf
             for task in tasks:
                 for partial in partials_of(task.output):  # left by a worker killed mid-segment, or by this interruption
                     partial.unlink(missing_ok=True)
+            if not any((work / segment.file_name).is_file() for segment in plan):
+                shutil.rmtree(work)  # nothing finished to keep for a rerun
     done = [result for result in results.values() if not isinstance(result, cluster.Lost)]
     lost = [result for result in results.values() if isinstance(result, cluster.Lost)]
     if lost:
         raise ClusterError(f"a segment failed: {lost[0].reason}; the {len(finished) + len(done)} finished are kept "
                            f"in {work} for the next run")  # fmt: skip
+    corrupt = sum(result.corrupt_packets for result in [*earlier, *done])
+    damage = segments_damage(sum(result.frames for result in [*earlier, *done]), len(timestamps), corrupt)
+    if damage and config.source.strict:
+        shutil.rmtree(work)  # a rerun with the same settings would find the same
+        raise InputError(f"{source}: {damage} (--strict)")
     joined = time.perf_counter()
-    parts = [work / segment.file_name for segment in plan]
-    frames, notes = join_segments(source, parts, output, config, len(timestamps) if config.source.strict else 0)
+    frames, notes = join_segments(source, [work / segment.file_name for segment in plan], output, config)
     shutil.rmtree(work)
-    corrupt = sum(result.corrupt_packets for result in done)
-    if corrupt:
-        notes.append(f"skipped {corrupt} corrupt video packet(s)")
     end = time.perf_counter()
+    done.sort(key=lambda result: result.index)
     return SegmentedReport(output, frames, len(timestamps), end - start, end - joined, len(plan), len(finished),
-                           len(slots), where, sorted(done, key=lambda result: result.index), notes)  # fmt: skip
+                           len(slots), where, done, notes, corrupt)  # fmt: skip
 
 
-def _prepare_work(work: Path, source: Path, config: PipelineConfig, plan: list[Segment]) -> set[int]:
-    """The work folder, made ready for `plan`: the indices of the segments a run with the same input, settings
+def segments_damage(frames: int, planned: int, corrupt_packets: int) -> str | None:
+    """A damaged input in words: frames its packets promised that could not be decoded, corrupt packets."""
+    lost = f"{planned - frames} of the input's {planned} frames could not be decoded" if frames < planned else None
+    return "; ".join(filter(None, [lost, corrupt_words(corrupt_packets)])) or None
+
+
+def _prepare_work(work: Path, source: Path, config: PipelineConfig, plan: list[Segment]) -> list[SegmentResult]:
+    """The work folder, made ready for `plan`: the results of the segments a run with the same input, settings
     and plan finished, or none (and the folder emptied) when anything differs."""
     stat = source.stat()
     key = {
         "input": str(source.resolve()),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
-        "settings": dataclasses.asdict(config),
+        "settings": dataclasses.asdict(config) | {"cluster": None},  # the same segments, wherever they are made
         "plan": [dataclasses.asdict(segment) for segment in plan],
     }
     plan_file = work / PLAN_NAME
     if work.exists() and not plan_file.is_file() and any(work.iterdir()):
         raise OutputError(f"{work} is in the way: streamstyle keeps the segments of {source.name} there")
     if plan_file.is_file() and json.loads(plan_file.read_text()) == json.loads(json.dumps(key)):
-        return {segment.index for segment in plan if (work / segment.file_name).is_file()}
+        return [SegmentResult(**json.loads((work / segment.result_name).read_text())) for segment in plan
+                if (work / segment.file_name).is_file() and (work / segment.result_name).is_file()]  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     write_json(plan_file, key)
-    return set()
+    return []
 
 
 def _stylize_segment(context: cluster.WorkerContext, task: SegmentTask, on_progress: cluster.Progress
@@ -240,10 +268,18 @@ def _stylize_segment(context: cluster.WorkerContext, task: SegmentTask, on_progr
         source = FileSource(container, set(), threads=encoder.threads, audio=False)
         stages = chain_stages(lambda: context.stylizer, config.size, config.temporal, live=False,
                               batch_size=config.runtime.batch_size or context.stylizer.runtime.default_batch_size)
-        chain = Chain(_frames_of(source, segment, task.source), [*stages, ("trim", _from(segment.start))], sink)
+        frames = _frames_of(source, segment, task.source)
+        if segment.index and config.style.strength < 1:
+            # A video at strength < 1 mixes the style with the content's own, taken from its first frame (see
+            # stylize_stage): the film's, not the segment's, so that every segment is painted alike.
+            frames = itertools.chain(_first_frame(task.source, encoder.threads), frames)
+        chain = Chain(frames, [*stages, ("trim", _from(segment.start))], sink)
         chain.run(lambda: on_progress(sink.frames, segment.frames))
-    return SegmentResult(segment.index, sink.frames, time.perf_counter() - start, context.node,
-                         source.corrupt_packets)  # fmt: skip
+    # A packet of the warm-up is the segment before's to count.
+    corrupt = sum(pts is None or segment.holds(pts) for pts in source.corrupt)
+    result = SegmentResult(segment.index, sink.frames, time.perf_counter() - start, context.node, corrupt)
+    write_json(task.output.with_name(segment.result_name), dataclasses.asdict(result))
+    return result
 
 
 def _frames_of(source: FileSource, segment: Segment, path: Path) -> Iterator[Item]:
@@ -261,6 +297,12 @@ def _frames_of(source: FileSource, segment: Segment, path: Path) -> Iterator[Ite
             yield item
 
 
+def _first_frame(path: Path, threads: int) -> Iterator[Item]:
+    """The input's first frame; dropped with the warm-up, as it comes before the segment."""
+    with open_video(path) as container:
+        yield from itertools.islice(FileSource(container, set(), threads=threads, audio=False), 1)
+
+
 def _from(start: int) -> Stage:
     """Drops the warm-up frames, once they have primed the stages before."""
 
@@ -270,11 +312,9 @@ def _from(start: int) -> Stage:
     return stage
 
 
-def join_segments(source: Path, parts: list[Path], output: Path, config: PipelineConfig, least_frames: int = 0
-                  ) -> tuple[int, list[str]]:  # fmt: skip
+def join_segments(source: Path, parts: list[Path], output: Path, config: PipelineConfig) -> tuple[int, list[str]]:
     """The segments' video packets one after another, with the source's audio and metadata, into `output`
-    (complete or not there at all: fewer than `least_frames` is an InputError, and nothing written). Returns the
-    frames joined and the sink's notes."""
+    (complete or not there at all). Returns the frames joined and the sink's notes."""
     with open_video(source) as container, open_video(parts[0]) as first:
         template = first.streams.video[0]
         with FileSink(output, container, config.encoder, config.output.audio, copy_video=template) as sink:
@@ -286,9 +326,6 @@ def join_segments(source: Path, parts: list[Path], output: Path, config: Pipelin
                     sink.write_packet(item)
                 else:
                     sink.write_audio(item)
-            if sink.frames < least_frames:
-                raise InputError(f"{source}: {least_frames - sink.frames} of its {least_frames} frames could not be "
-                                 "decoded (--strict)")  # fmt: skip
     return sink.frames, sink.notes
 
 

@@ -42,6 +42,7 @@ from streamstyle.core.settings import (
     MAX_SIZE,
     READ_TIMEOUT,
     SCALE,
+    WORKERS,
     TemporalSettings,
 )
 
@@ -90,17 +91,15 @@ def file_job_options(command):
 
 def cluster_options(command):
     """Where a job on Ray runs: --address and --workers."""
-    command = click.option("--workers", type=click.IntRange(min=1), help="Workers across the cluster, sharing its "
+    command = click.option("--workers", type=int_range(WORKERS), help="Workers across the cluster, sharing its "
                            "cores evenly (default: one per node with all its cores, or one per GPU).")(command)
     return click.option("--address", help="The Ray cluster to run on: HOST:PORT, or auto (default: RAY_ADDRESS if "
                         "set, else a Ray instance on this machine, started and stopped by the command).")(command)
 
 
-def parse_segments(_context: click.Context, _parameter: click.Parameter, value: str | None) -> int | str | None:
-    if value is None or value == "auto":
+def parse_segments(_context: click.Context, _parameter: click.Parameter, value: str | None) -> str | None:
+    if value is None or value == "auto" or (value.isdigit() and int(value) >= 1):
         return value
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
     raise click.BadParameter(f"{value!r} is neither a number of segments (1 or more) nor auto")
 
 
@@ -112,7 +111,7 @@ def parse_segments(_context: click.Context, _parameter: click.Parameter, value: 
               help="Cut SOURCE at keyframes into N segments (auto: a few per worker), stylize them on a Ray "
               "cluster and join them into OUTPUT.")  # fmt: skip
 @cluster_options
-def file(source: Path, output: Path, sections: dict[str, dict], quiet: bool, segments: int | str | None,
+def file(source: Path, output: Path, sections: dict[str, dict], quiet: bool, segments: str | None,
          address: str | None, workers: int | None) -> None:  # fmt: skip
     """Stylize the video file SOURCE into OUTPUT, keeping every frame's timing, the audio and the metadata."""
     if segments is None and (address or workers):
@@ -120,28 +119,22 @@ def file(source: Path, output: Path, sections: dict[str, dict], quiet: bool, seg
                                  param_hint="'--address'" if address else "'--workers'")  # fmt: skip
     sections["source"] = {"input": str(source)} | sections["source"]
     sections["output"] = {"targets": [str(output)]} | sections["output"]
-    config = pipeline_config(sections, "command line")
-    if segments is None:
-        execute(config, quiet)
-    else:
-        run_segmented(config, None if segments == "auto" else int(segments), address, workers, quiet)
+    sections["cluster"] = options_given(segments=segments, address=address, workers=workers)
+    execute(pipeline_config(sections, "command line"), quiet)
 
 
-def run_segmented(config: PipelineConfig, segments: int | None, address: str | None, workers: int | None,
-                  quiet: bool) -> None:  # fmt: skip
+def run_segmented(config: PipelineConfig, quiet: bool) -> None:
     """A file job in segments on Ray, with the terminal's progress and summary."""
     from streamstyle.apps.segments import stylize_segmented
 
-    configure_logging(quiet)
     source, output = Path(config.source.input), Path(config.output.targets[0])
     with file_progress(quiet, f"{source.name} → {output.name}") as on_progress:
-        report = stylize_segmented(source, output, config, segments=segments, address=address, workers=workers,
+        report = stylize_segmented(source, output, config, segments=config.cluster.segment_count,
+                                   address=config.cluster.address, workers=config.cluster.workers,
                                    on_progress=on_progress, say=(lambda _: None) if quiet else say)  # fmt: skip
     if not quiet:
         print_segmented_summary(report)
-    if report.frames < report.frames_planned:
-        warn(f"{report.frames_planned - report.frames} of the input's {report.frames_planned} frames could not be "
-             "decoded; the output holds what could be read (--strict makes this an error)")  # fmt: skip
+    warn_damage(report.damage)
 
 
 @click.command()
@@ -269,9 +262,11 @@ def execute(config: PipelineConfig, quiet: bool = False) -> None:
     from streamstyle.apps.claims import claim_job_outputs
 
     claim_job_outputs(config)
-    from streamstyle.apps import jobs
-
     configure_logging(quiet)
+    if config.kind == "file" and config.cluster.segments:
+        run_segmented(config, quiet)
+        return
+    from streamstyle.apps import jobs
 
     if config.kind == "file":
         source, output = Path(config.source.input), Path(config.output.targets[0])
@@ -279,12 +274,17 @@ def execute(config: PipelineConfig, quiet: bool = False) -> None:
             report, stylizer = jobs.run_file_job(config, on_progress)
         if not quiet:
             print_file_summary(report, stylizer)
-        if report.damage:
-            warn(f"{report.damage}; the output holds what could be read (--strict makes this an error)")
+        warn_damage(report.damage)
     elif config.kind == "window":
         jobs.run_window_job(config, say)
     else:
         run_stream(config)
+
+
+def warn_damage(damage: str | None) -> None:
+    """A damaged input is said, even with --quiet."""
+    if damage:
+        warn(f"{damage}; the output holds what could be read (--strict makes this an error)")
 
 
 def run_stream(config: PipelineConfig) -> None:

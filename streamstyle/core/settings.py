@@ -55,6 +55,7 @@ BITRATE = Bounds(10_000)  # bits per second; less is too little for any video
 GOP = Bounds(1)  # frames
 STRENGTH = Bounds(0.0, 1.0)
 BATCH_SIZE = Bounds(1)
+WORKERS = Bounds(1)  # of a job on Ray, across its cluster
 CAMERA_FPS: Bounds[float] = Bounds(1, 240)
 READ_TIMEOUT = Bounds(0.5, 60)  # seconds
 KEYFRAME_SECONDS = Bounds(0.1, 10)

@@ -43,7 +43,7 @@ class FileSource:
         self.audio = list(container.streams.audio) if audio else []
         self.streams = [self.video, *self.audio] if video else self.audio
         self.reencode_audio = reencode_audio
-        self.corrupt_packets = 0
+        self.corrupt: list[int | None] = []  # the timestamp of each packet the decoder rejected
 
     def __iter__(self) -> Iterator[Frame | AudioPacket]:
         try:
@@ -78,8 +78,12 @@ class FileSource:
         try:
             return packet.decode()
         except av.error.InvalidDataError:
-            self.corrupt_packets += 1
+            self.corrupt.append(packet.pts)
             return []
+
+    @property
+    def corrupt_packets(self) -> int:
+        return len(self.corrupt)
 
 
 class FileSink(Sink[AudioPacket]):
