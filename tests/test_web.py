@@ -176,7 +176,9 @@ def test_the_webcam_is_stylized_live_a_style_switch_changes_it_and_it_records(pa
     assert data[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a Matroska/WebM file
     with av.open(io.BytesIO(data)) as container:
         pictures = sum(1 for _ in container.decode(video=0))
-    assert pictures >= 1
+    with av.open(io.BytesIO(data)) as container:
+        sound = sum(frame.samples for frame in container.decode(audio=0))  # the fake microphone's
+    assert pictures >= 1 and sound > 0
     page.find_element(By.ID, "webcam-stop").click()
 
 

@@ -4,7 +4,7 @@ import { StreamstyleError, live, pixelsOf, ready, stylize } from './streamstyle.
 
 const $ = (id) => document.getElementById(id);
 const DECODING = { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
-const RECORDING_TYPES = ['video/webm;codecs=vp9', 'video/webm;codecs=vp8', 'video/webm'];
+const RECORDING_TYPES = ['video/webm;codecs=vp9,opus', 'video/webm;codecs=vp8,opus', 'video/webm'];
 
 const state = {
   photo: null, // ImageBitmap
@@ -14,6 +14,7 @@ const state = {
   session: null, // live()'s session while the webcam runs in the browser
   call: null, // { peer, channel } while the webcam runs on the server
   recorder: null,
+  microphone: null, // MediaStream: the sound of a recording
   rendering: false,
   again: false,
 };
@@ -270,17 +271,32 @@ function stopWebcam() {
   $('fps').textContent = '';
 }
 
-function toggleRecording() {
+/** The painted pictures, with the microphone's sound where the browser gives it (asked only now: a user who
+ * never records is never asked); a recording without sound says why. */
+async function recordedStream() {
+  if (state.call) return $('served').srcObject; // what the server sent back
+  const painted = $('result').captureStream();
+  try {
+    state.microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
+    for (const track of state.microphone.getAudioTracks()) painted.addTrack(track);
+  } catch (error) {
+    say(`Recording without sound: the microphone could not be opened (${error.name}).`);
+  }
+  return painted;
+}
+
+async function toggleRecording() {
   if (state.recorder?.state === 'recording') {
     state.recorder.stop();
     return;
   }
   const mimeType = RECORDING_TYPES.find((type) => MediaRecorder.isTypeSupported(type));
   const chunks = [];
-  const painted = state.call ? $('served').srcObject : $('result').captureStream();
-  state.recorder = new MediaRecorder(painted, mimeType ? { mimeType } : {});
+  state.recorder = new MediaRecorder(await recordedStream(), mimeType ? { mimeType } : {});
   state.recorder.ondataavailable = (event) => chunks.push(event.data);
   state.recorder.onstop = () => {
+    for (const track of state.microphone?.getTracks() ?? []) track.stop();
+    state.microphone = null;
     const link = $('recording');
     if (link.href) URL.revokeObjectURL(link.href);
     link.href = URL.createObjectURL(new Blob(chunks, { type: 'video/webm' }));
@@ -383,7 +399,7 @@ async function start() {
   for (const control of ['strength', 'mix', 'size']) $(control).addEventListener('change', render);
   $('webcam-start').addEventListener('click', () => startWebcam().catch(showError));
   $('webcam-stop').addEventListener('click', stopWebcam);
-  $('record').addEventListener('click', toggleRecording);
+  $('record').addEventListener('click', () => toggleRecording().catch(showError));
   try {
     const { engine, threads, styles } = await ready();
     $('engine').textContent = engine === 'wasm' ? `WASM (SIMD, ${threads} thread${threads > 1 ? 's' : ''})` : 'WebGPU';
