@@ -7,7 +7,9 @@ Each session is an aiortc client on 127.0.0.1 sending a 640x360 photo at --fps w
 into it (tests.rtsp.publish.stamp). The server runs style 7 at the fixed size (`--fixed-size`) at strength 0: the
 network runs in full and the photo is mixed back, so the counter can be read from each picture that comes back.
 Latency: from sending a counter to receiving the picture that shows it (encode, network, decode, the server's
-pipeline and the way back).
+pipeline and the way back). Each session sends sound too, a beep every BEEPS_S seconds, which the server holds
+for the pictures' latency: "sound - pictures" is the median latency of the beeps (from sending a beep's start to
+receiving it) less the pictures' median: how far the sound runs behind the pictures (ahead, when negative).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from streamstyle.io.images import read_image
 from streamstyle.processing.stages import resized
 from tests.rtsp.publish import read_stamp
 from tests.web.browser import PageServer
-from tests.web.rtc import Call, StillCamera, start_call
+from tests.web.rtc import Call, StillCamera, ToneMicrophone, start_call
 
 CAMERA = (360, 640)
+BEEPS_S = 2.0  # longer than any latency here, so that each beep back is matched to the one sent
+HEARD = 0.05  # RMS of a chunk that holds a beep (sent at 0.21), not the codec's noise
 PHOTO = Path("samples/photos/skimage_coffee.png")
 
 
@@ -49,9 +53,22 @@ def latencies(call: Call) -> list[float]:
     return found
 
 
+def sound_latencies(call: Call) -> list[float]:
+    """Milliseconds from sending each beep's start to receiving it back."""
+    assert isinstance(call.microphone, ToneMicrophone)
+    sent, found = call.microphone.beeps_sent, []
+    levels = call.sound_levels
+    for index, arrival in enumerate(call.sound_arrivals):
+        if levels[index] > HEARD and (index == 0 or levels[index - 1] <= HEARD):
+            before = [moment for moment in sent if moment <= arrival]
+            if before and arrival - before[-1] < BEEPS_S:
+                found.append((arrival - before[-1]) * 1000)
+    return found
+
+
 async def measure(origin: str, sessions: int, seconds: float, fps: float, camera: np.ndarray) -> list[Call]:
-    starting = (start_call(origin, StillCamera(camera, fps, counter=True), style="7", strength=0.0, smoothing=False)
-                for _ in range(sessions))  # fmt: skip
+    starting = (start_call(origin, StillCamera(camera, fps, counter=True), microphone=ToneMicrophone(BEEPS_S),
+                           style="7", strength=0.0, smoothing=False) for _ in range(sessions))  # fmt: skip
     calls = await asyncio.gather(*starting)
     await asyncio.sleep(seconds)
     await asyncio.gather(*(call.close() for call in calls))
@@ -67,7 +84,8 @@ def main() -> None:
     args = parser.parse_args()
     camera = np.ascontiguousarray(resized(read_image(PHOTO), CAMERA))
     print(f"{args.fps:g} fps camera at {CAMERA[1]}x{CAMERA[0]}, {args.seconds:g} s per run, style 7 at the size given")
-    print(f"{'size':>5} {'sessions':>8} {'median ms':>10} {'p95 ms':>7} {'fps back':>9} {'read':>6} {'server CPU':>11}")
+    print(f"{'size':>5} {'sessions':>8} {'median ms':>10} {'p95 ms':>7} {'fps back':>9} {'read':>6} {'server CPU':>11} "
+          f"{'sound - pictures ms':>20}")  # fmt: skip
     for size in (int(size) for size in args.sizes.split(",")):
         for sessions in (int(count) for count in args.sessions.split(",")):
             with PageServer("--live-size", str(size), "--fixed-size", "--max-sessions", str(sessions)) as server:
@@ -77,10 +95,12 @@ def main() -> None:
                 cpu_share = (cpu_seconds(server.pid) - cpu) / (time.monotonic() - started)
             found = [ms for call in calls for ms in latencies(call)]
             figures = median_and_p95(found)
+            sound = median_and_p95([ms for call in calls for ms in sound_latencies(call)])
             received = sum(len(call.pictures) for call in calls)
             median, p95 = figures if figures else (float("nan"), float("nan"))
+            skew = sound[0] - median if sound else float("nan")
             print(f"{size:>5} {sessions:>8} {median:>10.0f} {p95:>7.0f} {received / sessions / args.seconds:>9.1f} "
-                  f"{len(found) / max(received, 1):>6.0%} {cpu_share:>10.0%}")  # fmt: skip
+                  f"{len(found) / max(received, 1):>6.0%} {cpu_share:>10.0%} {skew:>20.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -53,14 +53,18 @@ class StillCamera(MediaStreamTrack):
 
 
 class ToneMicrophone(MediaStreamTrack):
-    """A microphone that plays a 440 Hz tone in real time, 20 ms a chunk, 48 kHz mono."""
+    """A microphone that plays a 440 Hz tone in real time, 20 ms a chunk, 48 kHz mono; with `beeps`, only in
+    the first 0.1 s of every `beeps` seconds, `beeps_sent` keeping when each began."""
 
     kind = "audio"
     RATE, CHUNK = 48000, 960
+    BEEP_S = 0.1
 
-    def __init__(self) -> None:
+    def __init__(self, beeps: float | None = None) -> None:
         super().__init__()
         self.sent = 0
+        self.beeps = beeps
+        self.beeps_sent: list[float] = []
         self._start: float | None = None
 
     async def recv(self) -> av.AudioFrame:
@@ -71,6 +75,12 @@ class ToneMicrophone(MediaStreamTrack):
             await asyncio.sleep(wait)
         samples = np.arange(self.sent * self.CHUNK, (self.sent + 1) * self.CHUNK) / self.RATE
         tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * samples)).astype(np.int16)
+        if self.beeps:
+            chunk = self.sent % round(self.beeps * self.RATE / self.CHUNK)  # of this beep's period
+            if chunk == 0:
+                self.beeps_sent.append(time.monotonic())
+            elif chunk * self.CHUNK / self.RATE >= self.BEEP_S:
+                tone[:] = 0
         chunk = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
         chunk.sample_rate, chunk.pts, chunk.time_base = self.RATE, self.sent * self.CHUNK, Fraction(1, self.RATE)
         self.sent += 1
@@ -93,6 +103,7 @@ class Call:
     microphone: MediaStreamTrack | None = None
     pictures: list[Received] = field(default_factory=list)
     sound_levels: list[float] = field(default_factory=list)  # RMS of each chunk of sound back, 0-1
+    sound_arrivals: list[float] = field(default_factory=list)  # when each came
     messages: list[dict] = field(default_factory=list)
     channel: object = None
     _tasks: set[asyncio.Task] = field(default_factory=set)
@@ -140,6 +151,7 @@ async def start_call(origin: str, camera: MediaStreamTrack, token: str | None = 
                 elif isinstance(frame, av.AudioFrame):
                     samples = frame.to_ndarray().astype(np.float32) / 32768
                     call.sound_levels.append(float(np.sqrt(np.mean(samples**2))))
+                    call.sound_arrivals.append(time.monotonic())
         except MediaStreamError:
             pass
 
