@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -14,7 +15,10 @@ import av
 import numpy as np
 import pytest
 
-from .conftest import SAMPLES, STARTUP_S
+from streamstyle.apps.web.jobs import JobSettings, VideoJobs
+from streamstyle.processing.runtime import resolve_runtime
+
+from .conftest import SAMPLES, STARTUP_S, wait_until
 from .web.browser import PageServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -191,6 +195,28 @@ def test_finished_jobs_are_deleted_after_keep_hours(tmp_path):
     with PageServer("--keep", "0.001", env={"TMPDIR": str(tmp_path)}) as keeping:
         asyncio.run(scenario(keeping.origin))
         assert not [path for path in tmp_path.glob("streamstyle-jobs-*/*") if path.is_file()]
+
+
+def test_with_two_devices_two_jobs_run_at_once_and_the_third_waits_its_turn(tmp_path):
+    # Two CPU runtimes stand in for the GPUs of a machine that has two (`serve` makes one per GPU): none here.
+    cpu = resolve_runtime("cpu", "fp32", backend="torch")
+    jobs = VideoJobs(tmp_path, [cpu, cpu], {}, max_upload=10**9, keep_hours=1.0)
+    try:
+        added = []
+        for name in ("first.mp4", "second.mp4", "third.mp4"):
+            job_id, upload = jobs.new_upload()
+            shutil.copyfile(BIKES, upload)
+            added.append(jobs.add(job_id, name, JobSettings(style="7", max_size=32)))
+        first, second, third = added
+        wait_until(lambda: first.state == second.state == "running", STARTUP_S, "two jobs running at once")
+        assert third.state == "queued" and jobs.place(third) == 1
+        assert (first.device, second.device) == ("cpu", "cpu")
+        jobs.cancel(first)
+        wait_until(lambda: first.state == "cancelled" and third.state != "queued", STARTUP_S,
+                   "the third job to take the device the cancelled one left")  # fmt: skip
+        assert third.device == "cpu"
+    finally:
+        jobs.close()
 
 
 def test_jobs_need_the_token_off_loopback():

@@ -60,6 +60,7 @@ def serve(host: str, port: int, token: str | None, paintings: Path | None, live_
     from streamstyle.apps.web.live import LiveCalls
     from streamstyle.apps.web.server import serve as serve_page
     from streamstyle.core.settings import TemporalSettings
+    from streamstyle.processing.runtime import on_each_gpu
 
     configure_logging(quiet)
     runtime = RuntimeConfig(**options_given(device=device, precision=precision, compile=compile_model,
@@ -76,7 +77,9 @@ def serve(host: str, port: int, token: str | None, paintings: Path | None, live_
             console.print("stop with Ctrl-C")
 
     with tempfile.TemporaryDirectory(prefix="streamstyle-jobs-") as folder:
-        jobs = VideoJobs(Path(folder), runtime, offered, max_upload * 1_000_000, keep)
+        # Video jobs keep every GPU busy, one job each, unless a device was chosen.
+        devices = on_each_gpu(runtime) if device in (None, "auto") else [runtime]
+        jobs = VideoJobs(Path(folder), devices, offered, max_upload * 1_000_000, keep)
         serve_page(host, port, token, calls, jobs, on_ready=announce)
 
 

@@ -123,6 +123,14 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
     return Runtime(chosen, PRECISIONS[precision], channels_last, compiled, backend)
 
 
+def on_each_gpu(runtime: Runtime) -> list[Runtime]:
+    """`runtime` on each CUDA device of the machine, for work that can keep them all busy at once (one job a
+    device); a CPU runtime alone."""
+    if runtime.device.type != "cuda":
+        return [runtime]
+    return [replace(runtime, device=torch.device("cuda", index)) for index in range(torch.cuda.device_count())]
+
+
 # Every engine and precision, in the order a benchmark shows them.
 ENGINE_PRECISIONS = [("torch", "fp32"), ("torch", "bf16"), ("torch", "fp16"), ("onnxruntime", "fp32"),
                      ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"), ("tensorrt", "fp32"),

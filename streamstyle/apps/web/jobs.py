@@ -1,5 +1,6 @@
 """Video jobs over HTTP: files sent to `streamstyle serve` and stylized there as `streamstyle file` stylizes them
-(every frame, the audio and the timestamps kept), one at a time per device while the others wait in order.
+(every frame, the audio and the timestamps kept), one at a time per device (each GPU, or the CPU) while the
+others wait in order.
 
 Each upload is stored under a name the server makes (never one a client sent) and probed with PyAV before any
 work; a finished job's files are deleted after `keep_hours`."""
@@ -30,6 +31,7 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 # The container of the result: an MP4 stays an MP4 (a browser plays it); anything else goes into Matroska, which
 # holds every codec the input's other streams may have.
 MP4_FORMATS = ("mov", "mp4")
+_CLOSE_S = 30.0  # for the running jobs to stop when the server does
 
 
 class JobCancelled(Exception):
@@ -46,6 +48,7 @@ class VideoJob:
     upload: Path
     result: Path
     state: str = "queued"
+    device: str | None = None  # where it runs or ran
     frames: int = 0
     total: int | None = None
     error: str | None = None
@@ -78,18 +81,21 @@ def probe_upload(path: Path, name: str) -> str:
 
 
 class VideoJobs:
-    """The server's video jobs: stored in `folder`, run one at a time on `runtime`'s device by a worker thread."""
+    """The server's video jobs: stored in `folder`, run by a worker thread per runtime (one for each device), each
+    taking the next waiting job when it is free."""
 
-    def __init__(self, folder: Path, runtime: Runtime, paintings: dict[str, Path], max_upload: int,
+    def __init__(self, folder: Path, runtimes: list[Runtime], paintings: dict[str, Path], max_upload: int,
                  keep_hours: float) -> None:  # fmt: skip
-        self.folder, self.runtime, self.paintings = folder, runtime, paintings
+        self.folder, self.paintings = folder, paintings
         self.max_upload, self.keep_hours = max_upload, keep_hours
         self.jobs: dict[str, VideoJob] = {}
         self._waiting: deque[str] = deque()
         self._changed = threading.Condition()
         self._closed = False
-        self._worker = threading.Thread(target=self._work, name="streamstyle-jobs", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, args=(runtime,), name=f"streamstyle-jobs-{runtime.device}",
+                                          daemon=True) for runtime in runtimes]  # fmt: skip
+        for worker in self._workers:
+            worker.start()
 
     def new_upload(self) -> tuple[str, Path]:
         """An id for a new job and where its upload goes."""
@@ -124,9 +130,9 @@ class VideoJobs:
 
     def describe(self, job: VideoJob) -> dict[str, object]:
         result = f"/api/jobs/{job.id}/result" if job.state == "done" else None
-        return {"id": job.id, "name": job.name, "state": job.state, "place": self.place(job), "frames": job.frames,
-                "total": job.total, "style": job.style, "strength": job.strength, "max_size": job.max_size,
-                "error": job.error, "result": result}  # fmt: skip
+        return {"id": job.id, "name": job.name, "state": job.state, "place": self.place(job), "device": job.device,
+                "frames": job.frames, "total": job.total, "style": job.style, "strength": job.strength,
+                "max_size": job.max_size, "error": job.error, "result": result}  # fmt: skip
 
     def cancel(self, job: VideoJob) -> None:
         """A waiting job ends at once, a running one at its next progress report; a finished one is deleted."""
@@ -154,7 +160,9 @@ class VideoJobs:
             for job in self.jobs.values():
                 job.cancelling.set()
             self._changed.notify_all()
-        self._worker.join(timeout=30)
+        deadline = time.monotonic() + _CLOSE_S
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _delete(self, job: VideoJob) -> None:
         job.upload.unlink(missing_ok=True)
@@ -167,20 +175,20 @@ class VideoJobs:
         if state != "done":
             job.result.unlink(missing_ok=True)
 
-    def _next(self) -> VideoJob | None:
+    def _next(self, runtime: Runtime) -> VideoJob | None:
         with self._changed:
             self._changed.wait_for(lambda: self._waiting or self._closed)
             if self._closed:
                 return None
             job = self.jobs[self._waiting.popleft()]
-            job.state = "running"
+            job.state, job.device = "running", str(runtime.device)
             self._changed.notify_all()
             return job
 
-    def _work(self) -> None:
-        while (job := self._next()) is not None:
+    def _work(self, runtime: Runtime) -> None:
+        while (job := self._next(runtime)) is not None:
             try:
-                self._run(job)
+                self._run(job, runtime)
             except JobCancelled:
                 state, error = "cancelled", None
             except StreamstyleError as failure:
@@ -193,8 +201,8 @@ class VideoJobs:
                 self._finish(job, state, error)
                 self._changed.notify_all()
 
-    def _run(self, job: VideoJob) -> None:
-        stylizer = Stylizer(style_by_name(job.style, self.paintings), strength=job.strength, runtime=self.runtime)
+    def _run(self, job: VideoJob, runtime: Runtime) -> None:
+        stylizer = Stylizer(style_by_name(job.style, self.paintings), strength=job.strength, runtime=runtime)
         sizes = SizeSettings(max_size=job.max_size) if job.max_size else None
         stylize_file(job.upload, job.result, stylizer, sizes=sizes, on_progress=self._reporter(job))
 
