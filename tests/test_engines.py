@@ -8,6 +8,7 @@ import json
 import logging
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import openvino as ov
 import pytest
@@ -120,6 +121,11 @@ def test_exported_graphs_and_their_manifest_paint_as_streamstyle_does(tmp_path):
     assert [tensor["name"] for tensor in transformer["inputs"]] == ["content", "style_vector"]
     assert transformer["inputs"][0]["shape"] == ["batch", 3, "height", "width"]
     assert transformer["inputs"][0]["range"] == [0.0, 1.0] and transformer["outputs"][0]["name"] == "stylized"
+    for graph in graphs.values():
+        # WebGPU's least storage buffers a shader may bind: onnxruntime-web binds a node's tensors (see
+        # export.splits_as_slices), and the page must run on any adapter.
+        widest = max(len(node.input) + len(node.output) for node in onnx.load(folder / graph["files"][0]).graph.node)
+        assert widest <= 8, graph["name"]
     sessions = {name: ort.InferenceSession(str(folder / graph["files"][0])) for name, graph in graphs.items()}
     # The painting's vector: its centre square, resized as the manifest says.
     style_image = graphs["magenta-predictor"]["inputs"][0]

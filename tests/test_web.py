@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 
 from streamstyle.engines.quantize import psnr
-from streamstyle.io.images import read_image
+from streamstyle.io.images import fit_within, read_image, write_image
 from streamstyle.processing.stylizer import Stylizer
 
 from .conftest import SAMPLES, run_cli, wait_for_count, wait_until
@@ -87,6 +87,20 @@ def test_the_page_paints_as_the_python_package_does(page, style, python_style, s
     expected = python_output(python_style, strength)
     assert painted.shape == expected.shape
     assert psnr(painted, expected) >= PARITY_DB
+
+
+def test_on_webgpu_the_page_paints_as_the_python_package_does(server, tmp_path):
+    # Headless and without a GPU, Chromium's WebGPU adapter is SwiftShader, on the CPU: slow, so a small photo.
+    photo = tmp_path / "small.png"
+    write_image(fit_within(read_image(PHOTO), 160), photo)
+    with chromium(webgpu=True) as browser:
+        open_page(browser, server.url)
+        assert page_text(browser, "engine") == "WebGPU"
+        for style, python_style in [(7, 7), (HOKUSAI, str(HOKUSAI))]:
+            painted, _ms = stylize_in_page(browser, photo, style)
+            expected = Stylizer(python_style, device="cpu", precision="fp32", backend="torch")(read_image(photo))
+            assert painted.shape == expected.shape
+            assert psnr(painted, expected) >= PARITY_DB, python_style
 
 
 def page_text(driver, element: str) -> str:

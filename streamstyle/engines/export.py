@@ -1,5 +1,5 @@
 """Style networks to ONNX (opset 18): the style conditioning an input of the graph, sizes fixed or chosen at run
-time, constant-folded by the exporter's optimiser; and ONNX to OpenVINO's IR."""
+time, constant-folded by the exporter's optimiser, every Split made Slices; and ONNX to OpenVINO's IR."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import onnx
 import torch
+from onnx import helper, numpy_helper
 from torch import nn
 
 from streamstyle.core.files import AtomicFile
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 OPSET = 18
 LARGEST_SIDE = 16384
 # Bump when the exported graphs change, so cached ones are made again.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,37 @@ def export_onnx(network: nn.Module, path: Path, batch: int | None = None,
                           output_names=[t.name for t in spec.outputs], opset_version=OPSET, dynamo=True,
                           dynamic_shapes=dynamic if any(dynamic) else None, optimize=True, external_data=False,
                           verbose=False)  # fmt: skip
+        graph = onnx.load(str(partial))
+        splits_as_slices(graph.graph)
+        onnx.save(graph, str(partial))
     return path
+
+
+def splits_as_slices(graph: onnx.GraphProto) -> None:
+    """Each Split whose sizes are constant becomes one Slice per output, in place. The norms' parameters are cut
+    18 ways, and onnxruntime-web's WebGPU Split binds every output as a storage buffer of one shader: more than
+    adapters offer (WebGPU's default is 8 a shader stage, SwiftShader's 10), so the page could not run there. A
+    Slice binds two."""
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    nodes, sizes = [], set()
+    for node in graph.node:
+        if node.op_type != "Split" or len(node.input) < 2 or node.input[1] not in constants:
+            nodes.append(node)
+            continue
+        sizes.add(node.input[1])
+        axis = next((attribute.i for attribute in node.attribute if attribute.name == "axis"), 0)
+        ends = np.cumsum(constants[node.input[1]])
+        for index, output in enumerate(node.output):
+            bounds = {"starts": ends[index - 1] if index else 0, "ends": ends[index], "axes": axis}
+            for part, value in bounds.items():
+                graph.initializer.append(numpy_helper.from_array(np.array([value], np.int64), f"{output}_{part}"))
+            nodes.append(helper.make_node("Slice", [node.input[0], *(f"{output}_{part}" for part in bounds)],
+                                          [output], name=f"{node.name}_{index}"))  # fmt: skip
+    used = {name for node in nodes for name in node.input}
+    kept = [tensor for tensor in graph.initializer if tensor.name in used or tensor.name not in sizes]
+    del graph.node[:], graph.initializer[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(kept)
 
 
 def to_openvino(onnx_path: Path, xml_path: Path) -> Path:

@@ -149,9 +149,10 @@ def write_y4m(clip: Path, path: Path, seconds: float = 4.0, width: int = 320) ->
 
 
 @contextmanager
-def chromium(fake_camera: Path | None = None, refuse_camera: bool = False) -> Iterator:
+def chromium(fake_camera: Path | None = None, refuse_camera: bool = False, webgpu: bool = False) -> Iterator:
     """Headless Chromium under Selenium, its network log kept (`requested_urls`): a y4m file as its camera, or
-    every camera request refused as a user would."""
+    every camera request refused as a user would; with `webgpu`, WebGPU on the machine's adapter (headless and
+    without a GPU: SwiftShader, Chromium's own Vulkan on the CPU), which Chromium offers only when told."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900",
@@ -161,6 +162,8 @@ def chromium(fake_camera: Path | None = None, refuse_camera: bool = False) -> It
     options.add_argument("--use-fake-ui-for-media-stream" + ("=deny" if refuse_camera else ""))
     if fake_camera:
         options.add_argument(f"--use-file-for-fake-video-capture={fake_camera}")
+    if webgpu:
+        options.add_argument("--enable-unsafe-webgpu")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_script_timeout(SERVER_START_S)
