@@ -68,6 +68,7 @@ class Segment:
         return f"segment-{self.index:05d}{SEGMENT_SUFFIX}"
 
     def holds(self, pts: int) -> bool:
+        """Whether the frame stamped `pts` is one of this segment's own (not of its warm-up)."""
         return self.start <= pts and (self.end is None or pts < self.end)
 
     @property
