@@ -27,14 +27,16 @@ def require_display_tools() -> None:
 
 @contextlib.contextmanager
 def virtual_display() -> Iterator[str]:
-    """An Xvfb server on a free display number, e.g. ':3'; stopped on exit."""
+    """An Xvfb server on a free display number, e.g. ':3'; stopped on exit. It never resets (an X server resets
+    when its last client leaves, and refuses connections meanwhile): the tests' own xdotool calls come and go
+    between the app's, as a desktop's clients never all do."""
     require_display_tools()
     read_end, write_end = os.pipe()
     width, height = SCREEN
     screen_folder = tempfile.TemporaryDirectory(prefix="xvfb-screen-")
     server = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24", "-fbdir", screen_folder.name,
-         "-nolisten", "tcp"],
+         "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     os.close(write_end)

@@ -9,6 +9,8 @@ import sys
 
 from streamstyle.core.errors import DisplayError
 
+_KEPT_CONNECTIONS: list[int] = []
+
 
 def screen_size() -> tuple[int, int]:
     """(width, height) of the screen the window opens on. Raises DisplayError when there is none: OpenCV's
@@ -30,6 +32,8 @@ def screen_size() -> tuple[int, int]:
     if not connection:
         raise DisplayError(f"cannot open display {display}: no X server answers there")
     screen = xlib.XDefaultScreen(connection)
-    size = xlib.XDisplayWidth(connection, screen), xlib.XDisplayHeight(connection, screen)
-    xlib.XCloseDisplay(connection)
-    return size
+    # The connection stays open for the life of the process: an X server with no client left resets itself
+    # (Xvfb, as xvfb-run starts it, does), and while it resets OpenCV's own connection, coming right after this
+    # one, fails and aborts the process.
+    _KEPT_CONNECTIONS.append(connection)
+    return xlib.XDisplayWidth(connection, screen), xlib.XDisplayHeight(connection, screen)
