@@ -9,7 +9,7 @@ import sys
 
 from streamstyle.core.errors import DisplayError
 
-_KEPT_CONNECTIONS: list[int] = []
+_CONNECTIONS: dict[str, int] = {}  # display → the connection kept open (see screen_size)
 
 
 def screen_size() -> tuple[int, int]:
@@ -28,12 +28,12 @@ def screen_size() -> tuple[int, int]:
     xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
     xlib.XDefaultScreen.argtypes = xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
     xlib.XDisplayWidth.argtypes = xlib.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    connection = xlib.XOpenDisplay(display.encode())
+    connection = _CONNECTIONS.get(display) or xlib.XOpenDisplay(display.encode())
     if not connection:
         raise DisplayError(f"cannot open display {display}: no X server answers there")
     screen = xlib.XDefaultScreen(connection)
     # The connection stays open for the life of the process: an X server with no client left resets itself
     # (Xvfb, as xvfb-run starts it, does), and while it resets OpenCV's own connection, coming right after this
     # one, fails and aborts the process.
-    _KEPT_CONNECTIONS.append(connection)
+    _CONNECTIONS[display] = connection
     return xlib.XDisplayWidth(connection, screen), xlib.XDisplayHeight(connection, screen)
