@@ -6,7 +6,7 @@ drops (and counts) the rest; the network runs in the chain's threads, never on t
 back stamped with its input's timestamp; and the inference size follows what the machine delivers, shrinking
 while a frame takes longer than the camera's frame interval and growing back when there is room. Style,
 strength and smoothing change mid-call over a data channel; sound, when sent, comes back delayed by the
-pictures' latency so that the two stay in step."""
+pictures' latency (from their arrival to their encoding sent) so that the two stay in step."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 STATS_EVERY_S = 1.0
 ADAPT_EVERY_S = 1.0
 LATENCY_WINDOW = 60  # frames the latency figures are taken over
+ARRIVALS_KEPT = 64  # frames whose arrival is remembered: more than are ever between the camera and the sender
 
 
 def adapt_size(size: int, delivered: float, latency: float, frame_interval: float, smallest: int, largest: int
@@ -96,7 +97,8 @@ class CameraSource:
     def __init__(self) -> None:
         self.slot: NewestSlot[tuple[av.VideoFrame, float] | None] = NewestSlot()
         self.frames = 0
-        self.arrivals: deque[tuple[int | None, float]] = deque(maxlen=64)
+        # Written by the chain's source thread only; read (one lookup at a time) by the event loop.
+        self._arrivals: dict[int | None, float] = {}
         self.closed = threading.Event()
 
     def put(self, frame: av.VideoFrame | None) -> None:
@@ -115,21 +117,29 @@ class CameraSource:
             if taken is None:
                 return
             frame, arrived = taken
-            self.arrivals.append((frame.pts, arrived))
+            self._arrivals[frame.pts] = arrived
+            if len(self._arrivals) > ARRIVALS_KEPT:
+                del self._arrivals[next(iter(self._arrivals))]
             yield Frame(index, frame.to_ndarray(format="rgb24"), frame.pts, 0, frame.time_base or VIDEO_TIME_BASE)
 
     def arrival_of(self, pts: int | None) -> float | None:
-        return next((arrived for stamp, arrived in reversed(self.arrivals) if stamp == pts), None)
+        return self._arrivals.get(pts)
 
 
 class StylizedTrack(MediaStreamTrack):
-    """The pictures going back: the newest the chain finished, each with its input's timestamp."""
+    """The pictures going back: the newest the chain finished, each with its input's timestamp. Their latency is
+    taken from their arrival to when the sender asks for the next picture, which it does once it has encoded this
+    one and put it on the wire: the encoder's time counts, and it is most of a picture's way out when the cores
+    are short."""
 
     kind = "video"
 
-    def __init__(self) -> None:
+    def __init__(self, arrival_of: Callable[[int | None], float | None]) -> None:
         super().__init__()
+        self.arrival_of = arrival_of
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._newest: av.VideoFrame | None = None
+        self._sending_since: float | None = None  # the arrival of the picture the sender is encoding
         self._ended = False
         self._ready = asyncio.Event()
 
@@ -142,29 +152,28 @@ class StylizedTrack(MediaStreamTrack):
         self._ready.set()
 
     async def recv(self) -> av.VideoFrame:
+        if self._sending_since is not None:
+            self.latencies.append(time.monotonic() - self._sending_since)
         await self._ready.wait()
         self._ready.clear()
         if self._ended or self._newest is None:
             self.stop()
             raise MediaStreamError
         frame, self._newest = self._newest, None
+        self._sending_since = self.arrival_of(frame.pts)
         return frame
 
 
 class TrackSink(Sink[object]):
-    """The chain's end: each picture to the event loop for the outgoing track; the latency from its arrival."""
+    """The chain's end: each picture to the event loop for the outgoing track."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, track: StylizedTrack, source: CameraSource) -> None:
-        self.loop, self.track, self.source = loop, track, source
+    def __init__(self, loop: asyncio.AbstractEventLoop, track: StylizedTrack) -> None:
+        self.loop, self.track = loop, track
         self.frames = 0
-        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
 
     def write(self, frame: Frame) -> None:
         picture = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
         picture.pts, picture.time_base = frame.pts, frame.time_base
-        arrived = self.source.arrival_of(frame.pts)
-        if arrived is not None:
-            self.latencies.append(time.monotonic() - arrived)
         self.frames += 1
         self.loop.call_soon_threadsafe(self.track.offer, picture)
 
@@ -173,8 +182,9 @@ class TrackSink(Sink[object]):
 
 
 class DelayedAudio(MediaStreamTrack):
-    """The client's sound sent back, each chunk held until the pictures' current latency after it arrived, so the
-    two stay in step (held from its arrival, not from when it is asked for: the delay never adds up)."""
+    """The client's sound sent back, each chunk held until the pictures' current latency (to their encoding sent)
+    after it arrived, so the two stay in step (held from its arrival, not from when it is asked for: the delay
+    never adds up)."""
 
     kind = "audio"
 
@@ -218,7 +228,7 @@ class LiveSession:
         self.size = largest
         self.peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves for elsewhere
         self.source = CameraSource()
-        self.track = StylizedTrack()
+        self.track = StylizedTrack(self.source.arrival_of)
         self.sink: TrackSink | None = None
         self.chain: Chain | None = None
         self.frame_interval = 1 / 30
@@ -236,10 +246,10 @@ class LiveSession:
     def sizes(self) -> SizeSettings:
         """The model stage's sizes for its next frame: once a second the size is weighed again (adapt_size)."""
         now = time.monotonic()
-        if self.adapt and self.sink and self.sink.latencies and now - self._weighed[0] >= ADAPT_EVERY_S:
+        if self.adapt and self.sink and self.track.latencies and now - self._weighed[0] >= ADAPT_EVERY_S:
             came = self.source.frames - self._weighed[1]
             went = self.sink.frames - self._weighed[2]
-            latency = median_and_p95(list(self.sink.latencies)[-10:])
+            latency = median_and_p95(list(self.track.latencies)[-10:])
             if came > 0 and latency:
                 self.size = adapt_size(self.size, went / came, latency[0], self.frame_interval, SMALLEST_LIVE_SIDE,
                                        self.largest)  # fmt: skip
@@ -247,7 +257,7 @@ class LiveSession:
         return SizeSettings(max_size=self.size)
 
     def stats(self) -> dict[str, object]:
-        figures = median_and_p95([seconds * 1000 for seconds in self.sink.latencies]) if self.sink else None
+        figures = median_and_p95([seconds * 1000 for seconds in list(self.track.latencies)])
         return {"type": "stats", "frames_in": self.source.frames, "frames_out": self.sink.frames if self.sink else 0,
                 "dropped": self.source.slot.dropped + (self.chain.newest.dropped if self.chain and self.chain.newest
                                                        else 0),
@@ -257,7 +267,7 @@ class LiveSession:
                 "smoothing": self.options.smoothing}  # fmt: skip
 
     def latency(self) -> float:
-        figures = median_and_p95(list(self.sink.latencies)) if self.sink else None
+        figures = median_and_p95(list(self.track.latencies))
         return figures[0] if figures else 0.0
 
     async def answer(self, offer: RTCSessionDescription, temporal: TemporalSettings) -> RTCSessionDescription:
@@ -284,7 +294,7 @@ class LiveSession:
         await self.peer.setRemoteDescription(offer)
         if not any(receiver.track and receiver.track.kind == "video" for receiver in self.peer.getReceivers()):
             raise ConfigError("the offer has no video track: send the camera")
-        self.sink = TrackSink(loop, self.track, self.source)
+        self.sink = TrackSink(loop, self.track)
         stages = chain_stages(lambda: self.stylizer, self.sizes, temporal, live=True,
                               enabled=lambda: self.options.smoothing)  # fmt: skip
         self.chain = Chain(self.source, stages, self.sink, queue_size=1, live=True)
