@@ -295,10 +295,13 @@ def test_rtmp_output_carries_the_sound(tmp_path):
     # However many pictures the model made of the file's 125, every one sent came in.
     assert final["frames_in"] == 125 and len(pictures) == final["outputs"][0]["frames"] > 0, (final, pictures)
     # The sound spans the pictures it came with, unbroken: from the first picture (the AAC track begins one encoder
-    # delay of 1024 samples after it) to the last one's end, within the writer's slack.
+    # delay of 1024 samples after it) to the last one's end, within the writer's slack. A live job drops the
+    # frames the model cannot take, the last ones too on a busy machine, but never sound: it may then go on past
+    # the last picture, by the frames dropped at most.
     start, end = sound[0][0], sound[-1][0] + sound[-1][1]
     assert abs(start - pictures[0]) <= 1024 / 48000 + 0.002, (start, pictures[0])
-    assert abs(end - (pictures[-1] + 1 / 25)) <= SOUND_SLACK + 1 / 25, (end, pictures[-1])
+    beyond, dropped_s = end - (pictures[-1] + 1 / 25), (final["frames_in"] - len(pictures)) / 25
+    assert -SOUND_SLACK - 1 / 25 <= beyond <= SOUND_SLACK + 1 / 25 + dropped_s, (end, pictures[-1], dropped_s)
     assert sum(length for _, length, _ in sound) == pytest.approx(end - start, abs=1024 / 48000)
     assert max(peak for _, _, peak in sound) > 0.2  # the beeps, not silence
 

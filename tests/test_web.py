@@ -20,6 +20,7 @@ from selenium.webdriver.support.select import Select
 
 from streamstyle.engines.quantize import psnr
 from streamstyle.io.images import fit_within, read_image, write_image
+from streamstyle.processing.stages import resized
 from streamstyle.processing.stylizer import Stylizer
 
 from .conftest import SAMPLES, run_cli, wait_for_count, wait_until
@@ -208,18 +209,22 @@ const [first, second, done] = arguments;
   const camera = document.getElementById('camera');
   const painted = [];
   for (const style of [first, second]) painted.push(await stylize(camera, { style, maxSize: size }));
-  const rgb = (image) => Array.from(image.data.filter((_, i) => i % 4 !== 3));
-  if (painted[0].width !== shown.width) return { error: `sizes ${shown.width} and ${painted[0].width}` };
-  return { shown: rgb(shown), first: rgb(painted[0]), second: rgb(painted[1]) };
+  const picture = (image) => ({ width: image.width, height: image.height,
+                                rgb: Array.from(image.data.filter((_, i) => i % 4 !== 3)) });
+  return { shown: picture(shown), first: picture(painted[0]), second: picture(painted[1]) };
 })().then(done, (error) => done({ error: String(error) }));
 """
 
 
 def closer_to_second(driver, first: int, second: int) -> bool:
     snapshot = driver.execute_async_script(SERVED_SNAPSHOT, first, second)
-    if "error" in snapshot:  # the served size changed between the two reads: try again
+    if "error" in snapshot:  # a picture not there yet: try again
         return False
-    shown, old, new = (np.array(snapshot[key], np.float32) for key in ("shown", "first", "second"))
+    shown, old, new = (np.array(snapshot[key]["rgb"], np.uint8).reshape(snapshot[key]["height"],
+                                                                         snapshot[key]["width"], 3)
+                       for key in ("shown", "first", "second"))  # fmt: skip
+    # The server rounds its sizes its own way, and may change size between the reads: compare at the shown size.
+    old, new = (resized(image, shown.shape[:2]).astype(np.float32) for image in (old, new))
     return bool(np.abs(shown - new).mean() < np.abs(shown - old).mean())
 
 
