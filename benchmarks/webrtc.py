@@ -1,7 +1,7 @@
 """Glass-to-glass latency of live sessions over WebRTC against `streamstyle serve`, with one, two and three
 sessions at once: median and p95, pictures delivered per second, and the server's CPU use.
 
-    python -m benchmarks.webrtc [--sizes 256,480] [--sessions 1,2,3] [--seconds 15] [--fps 15]
+    python -m benchmarks.webrtc [--sizes 256,480] [--sessions 1,2,3] [--seconds 15] [--fps 15] [--split-cores]
 
 Each session is an aiortc client on 127.0.0.1 sending a 640x360 photo at --fps with its frame counter painted
 into it (tests.rtsp.publish.stamp). The server runs style 7 at the fixed size (`--fixed-size`) at strength 0: the
@@ -10,6 +10,8 @@ Latency: from sending a counter to receiving the picture that shows it (encode, 
 pipeline and the way back). Each session sends sound too, a beep every BEEPS_S seconds, which the server holds
 for the pictures' latency: "sound - pictures" is the median latency of the beeps (from sending a beep's start to
 receiving it) less the pictures' median: how far the sound runs behind the pictures (ahead, when negative).
+By default the server and the clients share the machine's cores; --split-cores gives the server the first core
+and the clients the others, as a one-core server and clients on devices of their own would be.
 """
 
 from __future__ import annotations
@@ -81,14 +83,24 @@ def main() -> None:
     parser.add_argument("--sessions", default="1,2,3")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--split-cores", action="store_true", help="the server on the first core, the clients on "
+                        "the others")  # fmt: skip
     args = parser.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    if args.split_cores and len(cores) < 2:
+        parser.error("--split-cores needs two cores or more")
     camera = np.ascontiguousarray(resized(read_image(PHOTO), CAMERA))
     print(f"{args.fps:g} fps camera at {CAMERA[1]}x{CAMERA[0]}, {args.seconds:g} s per run, style 7 at the size given")
     print(f"{'size':>5} {'sessions':>8} {'median ms':>10} {'p95 ms':>7} {'fps back':>9} {'read':>6} {'server CPU':>11} "
           f"{'sound - pictures ms':>20}")  # fmt: skip
     for size in (int(size) for size in args.sizes.split(",")):
         for sessions in (int(count) for count in args.sessions.split(",")):
-            with PageServer("--live-size", str(size), "--fixed-size", "--max-sessions", str(sessions)) as server:
+            if args.split_cores:
+                os.sched_setaffinity(0, cores[:1])  # what the server starts with, and so every thread of it
+            server = PageServer("--live-size", str(size), "--fixed-size", "--max-sessions", str(sessions))
+            with server:
+                if args.split_cores:
+                    os.sched_setaffinity(0, cores[1:])  # this thread, and the clients' threads it starts
                 asyncio.run(measure(server.origin, 1, 3.0, args.fps, camera))  # warm-up: the engine's first runs
                 cpu, started = cpu_seconds(server.pid), time.monotonic()
                 calls = asyncio.run(measure(server.origin, sessions, args.seconds, args.fps, camera))
