@@ -83,14 +83,18 @@ def test_a_failing_sink_stops_the_source_and_the_error_reaches_the_caller():
 
 
 class Watched(Sink):
-    """An endless source and a sink that note every use after the chain's run() has returned."""
+    """A source that runs for `seconds` (far past the interrupt) and a sink, noting every use after the chain's
+    run() has returned."""
 
-    def __init__(self):
+    def __init__(self, seconds: float):
+        self.ends = time.monotonic() + seconds
         self.returned = False
         self.late: list[str] = []
 
     def __iter__(self):
         for index in itertools.count():
+            if time.monotonic() > self.ends:
+                return
             self._use("source")
             yield index
 
@@ -113,22 +117,36 @@ def test_ctrl_c_at_any_moment_of_run_leaves_no_step_using_the_source_or_sink():
     output's codecs): a step still using them then would use freed memory. The interrupt here comes at random
     moments of the first milliseconds, where run() starts its threads, and later."""
 
+    fired: list[float] = []
+
     def interrupt(*_):
+        fired.append(time.monotonic())
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     random = np.random.default_rng(0)
+    lost = 0
     try:
         for delay in random.uniform(0.0, 0.004, size=100):
-            watched = Watched()
+            fired.clear()
+            watched = Watched(seconds=10)
             chain = Chain(watched, [("pass", lambda items: items)], watched, queue_size=2)
-            with pytest.raises(KeyboardInterrupt):
+            try:
                 signal.setitimer(signal.ITIMER_REAL, delay)
                 chain.run()
+            except KeyboardInterrupt:
+                pass
+            else:
+                # The source ran to its end: the interrupt fired but never reached run(). Python drops an exception
+                # raised while it runs a finalizer (the collector's, a weak reference's callback), a Ctrl-C too.
+                # Seen once in a loaded run, with the endless source this test had: the round never ended.
+                assert fired, f"the interrupt {delay * 1000:.2f} ms in never came"
+                lost += 1
             watched.returned = True
             time.sleep(0.002)
             chain.stop_event.set()  # a step the chain left running stops, so the next round starts clean
             assert watched.late == [], f"used after run() was interrupted {delay * 1000:.2f} ms in"
+        assert lost <= 5, f"{lost} of 100 interrupts were lost"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
