@@ -21,7 +21,7 @@ import numpy as np
 
 from streamstyle import EncoderSettings, SizeSettings, Stylizer
 from streamstyle.core.frames import Frame
-from streamstyle.engines.quantize import psnr
+from streamstyle.engines.fidelity import psnr
 from streamstyle.io.media import encodable_picture, read_frames
 from streamstyle.processing.stages import stylize_stage
 

@@ -185,7 +185,7 @@ def test_compiled_model_paints_what_the_eager_one_does(photos):
     from streamstyle.processing.stylizer import Stylizer
 
     photo = photos["skimage_chelsea"][:96, :128]
-    eager = Stylizer("7", device="cpu")(photo)
+    eager = Stylizer("7", device="cpu", backend="torch")(photo)
     compiled = Stylizer("7", device="cpu", compiled=True)
     assert compiled.runtime.describe().endswith("compiled")
     assert np.abs(compiled(photo).astype(np.int16) - eager).max() <= 2  # fused kernels round differently

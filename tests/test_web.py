@@ -18,7 +18,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 
-from streamstyle.engines.quantize import psnr
+from streamstyle.engines.fidelity import psnr
 from streamstyle.io.images import fit_within, read_image, write_image
 from streamstyle.processing.stages import resized
 from streamstyle.processing.stylizer import Stylizer

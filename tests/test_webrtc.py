@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from aiortc.contrib.media import MediaPlayer
 
-from streamstyle.engines.quantize import psnr
+from streamstyle.engines.fidelity import psnr
 from streamstyle.io.images import read_image
 from streamstyle.processing.stages import resized
 from streamstyle.processing.stylizer import Stylizer

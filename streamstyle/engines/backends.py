@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import cache
 
 import torch
 from torch import nn
@@ -48,6 +49,7 @@ def load_engine(backend: str, network: nn.Module, precision: str, device: torch.
     return TensorRtEngine(graph, spec, precision, device, cache)
 
 
+@cache
 def openvino_computes_bf16() -> bool:
     """Whether OpenVINO finds native bf16 on this CPU (AVX512_BF16 or AMX): without it, a bf16 hint runs fp32."""
     if not installed("openvino"):

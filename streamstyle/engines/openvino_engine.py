@@ -1,9 +1,8 @@
-"""OpenVINO on the CPU: fp32, bf16 on CPUs that compute it natively (AVX512_BF16, AMX), and int8 for the styles
-it keeps."""
+"""OpenVINO on the CPU: fp32, and bf16 (on CPUs that compute it natively: AVX512_BF16, AMX) and int8 for the
+styles they keep."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import OrderedDict
 from pathlib import Path
@@ -12,17 +11,9 @@ import numpy as np
 import openvino as ov
 
 from streamstyle.engines.base import GraphEngine
+from streamstyle.engines.fidelity import StyleChecks
 from streamstyle.engines.graphs import GraphSpec
-from streamstyle.engines.quantize import (
-    LEAST_PSNR,
-    LEAST_SSIM,
-    calibrated,
-    calibration_pictures,
-    int8_error,
-    load_verdicts,
-    quantized_graph,
-    save_verdicts,
-)
+from streamstyle.engines.quantize import calibrated, quantized_graph
 
 # int8 is the quantised graph, computed at the CPU's own precision.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
@@ -41,10 +32,9 @@ def cpu_capabilities() -> list[str]:
 
 
 class OpenVinoEngine(GraphEngine):
-    """int8 runs each style (a row of the conditioning inputs: weights of built-in styles) that it paints within
-    LEAST_PSNR and LEAST_SSIM of fp32 on real frames, checked the first time the style comes; a batch holding a
-    style it does not keep runs in fp32, said once per style. A network int8 has no calibration for (magenta's
-    painting vectors) runs in fp32, said once."""
+    """bf16 and int8 run each style (a sample's conditioning inputs) that they paint within their bound of fp32
+    on real frames (fidelity.StyleChecks); a batch holding a style its precision does not keep runs in fp32, said
+    once per style. A network int8 has no calibration for (magenta's painting vectors) runs in fp32, said once."""
 
     def __init__(self, graph: Path, spec: GraphSpec, precision: str, cache: Path) -> None:
         super().__init__(spec)
@@ -55,19 +45,22 @@ class OpenVinoEngine(GraphEngine):
             log.warning("int8 is calibrated for the built-in styles and trained networks, not for %s: it runs in fp32",
                         spec.name)  # fmt: skip
             precision = "fp32"
-        self.models = {"fp32" if precision == "int8" else precision: self.core.read_model(graph)}
+        fp32 = self.core.read_model(graph)
+        # bf16 is the fp32 graph computed in bf16 (the compile's hint).
+        self.models = {"fp32": fp32, "bf16": fp32}
+        self.checks: StyleChecks | None = None
         if precision == "int8":
             quantized = quantized_graph(graph, spec, cache)
             self.models["int8"] = self.core.read_model(quantized)
-            self.verdicts_path = quantized.with_suffix(".verdicts.json")
-            self._verdicts = load_verdicts(self.verdicts_path)
-            self._said: set[str] = set()
+            self.checks = StyleChecks("int8", quantized.with_suffix(".verdicts.json"), self._infer)
+        elif precision == "bf16":
+            self.checks = StyleChecks("bf16", cache / f"{graph.stem}-bf16.verdicts.json", self._infer)
         self.precision = precision
         self._requests: OrderedDict[tuple[str, Shapes], ov.InferRequest] = OrderedDict()
 
     def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         precision = self.precision
-        if precision == "int8" and not all(self._int8_keeps(style) for style in self._styles(arrays)):
+        if self.checks and not all(self.checks.keeps(style) for style in self._styles(arrays)):
             precision = "fp32"
         self.ran_in = precision
         return self._infer(precision, arrays)
@@ -93,24 +86,3 @@ class OpenVinoEngine(GraphEngine):
         conditioning = {name: array for name, array in arrays.items() if name != "content"}
         batch = len(arrays["content"])
         return [{name: array[index : index + 1] for name, array in conditioning.items()} for index in range(batch)]
-
-    def _int8_keeps(self, style: dict[str, np.ndarray]) -> bool:
-        """Whether int8 paints `style` within LEAST_PSNR and LEAST_SSIM of fp32 on every calibration frame (on
-        photos it then holds too: measured for all 26 built-in styles). Checked once, a frame at a time (the
-        shape a 640x360 video compiles anyway), and kept beside the int8 graph."""
-        key = hashlib.sha256(b"".join(array.tobytes() for array in style.values())).hexdigest()[:16]
-        if key not in self._verdicts:
-            errors = []
-            for picture in calibration_pictures():
-                arrays = {"content": picture[None], **style}
-                errors.append(int8_error(self._infer("int8", arrays), self._infer("fp32", arrays)))
-            self._verdicts[key] = [min(error[0] for error in errors), min(error[1] for error in errors)]
-            save_verdicts(self.verdicts_path, self._verdicts)
-        least_psnr, least_ssim = self._verdicts[key]
-        keeps = least_psnr >= LEAST_PSNR and least_ssim >= LEAST_SSIM
-        if not keeps and key not in self._said:
-            self._said.add(key)
-            log.warning("int8 changes this style too much (PSNR %.1f dB, SSIM %.3f against fp32 on video frames; "
-                        "it needs %.0f dB and %.2f): it runs in fp32", least_psnr, least_ssim, LEAST_PSNR,
-                        LEAST_SSIM)  # fmt: skip
-        return keeps

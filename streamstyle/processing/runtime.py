@@ -98,12 +98,16 @@ def keep_freed_memory() -> bool:
 
 def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
                     compiled: bool = False, backend: str = "auto") -> Runtime:  # fmt: skip
-    """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16; backend: auto or one of BACKENDS. 'auto'
-    takes the first CUDA device when there is one, with TensorRT fp16 there when it is installed, else torch
-    fp16; on CPUs torch fp32: bf16 is faster only on CPUs with native bf16 and changes up to ~0.09 of a pixel's
-    range (some built-in styles drift further), so on CPU it is opt-in. channels_last is lossless and faster in
-    torch on both (see benchmarks/models.py)."""
+    """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16|int8; backend: auto or one of BACKENDS.
+    'auto' takes the first CUDA device when there is one, with TensorRT fp16 there when it is installed, else torch
+    fp16. On CPUs that compute bf16 natively (AVX512_BF16, AMX) it takes OpenVINO bf16, which runs each style it
+    paints within 40 dB of fp32 and the others in fp32 (bf16 moves some built-in styles further: fidelity); on
+    other CPUs, torch fp32. channels_last is lossless and faster in torch on both (see benchmarks/models.py)."""
     chosen = _device(device)
+    # Naming an engine, a precision, a memory layout or torch.compile leaves the choice to the caller.
+    chosen_for_caller = (backend, precision, channels_last, compiled) != ("auto", "auto", None, False)
+    if chosen.type == "cpu" and not chosen_for_caller and openvino_computes_bf16():
+        backend, precision = "openvino", "bf16"
     if backend == "auto":
         only_torch = compiled or precision == "bf16"  # torch.compile, and bf16 on a GPU, are torch's alone
         backend = "tensorrt" if chosen.type == "cuda" and installed("tensorrt") and not only_torch else "torch"

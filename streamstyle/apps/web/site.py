@@ -16,8 +16,8 @@ import numpy as np
 import streamstyle
 from streamstyle.core.errors import InputError, OutputError
 from streamstyle.engines.export import cached_graph, network_digest
+from streamstyle.engines.fidelity import CALIBRATION
 from streamstyle.engines.graphs import SIDE_MULTIPLE, SMALLEST_SIDE, graph_of
-from streamstyle.engines.quantize import CALIBRATION
 from streamstyle.io.images import read_image, write_image
 from streamstyle.models.magenta import STYLE_DIM, STYLE_IMAGE_SIZE
 from streamstyle.models.weights import cache_root
