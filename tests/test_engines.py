@@ -250,7 +250,7 @@ def test_openvino_bf16_where_the_cpu_computes_it_and_a_clear_no_where_it_does_no
 KEPT_IN_BF16, NOT_KEPT_IN_BF16 = "7", "3"
 
 
-def test_auto_runs_openvino_bf16_on_cpus_that_compute_it_and_fp32_for_the_styles_it_would_change(caplog):
+def test_auto_runs_openvino_bf16_on_cpus_that_compute_it_and_torch_fp32_for_the_styles_it_would_change(caplog):
     caplog.set_level(logging.WARNING, logger="streamstyle")
     if not openvino_computes_bf16():
         assert Stylizer("7", device="cpu").describe() == "torch cpu fp32 channels_last"
@@ -266,13 +266,15 @@ def test_auto_runs_openvino_bf16_on_cpus_that_compute_it_and_fp32_for_the_styles
             assert (painted - expected).abs().max().item() > ILL_CONDITIONED_WITHIN, "it ran fp32"
             assert least_error(painted.numpy(), expected.numpy())[0] >= 40
         else:
-            assert auto.describe() == "openvino cpu bf16 (ran in fp32)"
+            assert auto.describe() == "torch cpu fp32 channels_last"
             assert "bf16 changes this style too much (PSNR" in caplog.text
-            assert (painted - expected).abs().max().item() < ILL_CONDITIONED_WITHIN
-    # Whatever is named is what runs: an engine, a precision, a layout.
+            assert torch.equal(painted, expected)
+    # Whatever is named is what runs: an engine, a precision, a layout; and bf16 named is bf16 for every style.
     assert Stylizer("7", device="cpu", backend="torch").describe() == "torch cpu fp32 channels_last"
     assert Stylizer("7", device="cpu", precision="fp32").describe() == "torch cpu fp32 channels_last"
     assert Stylizer("7", device="cpu", backend="openvino").describe() == "openvino cpu fp32"
+    named = Stylizer(NOT_KEPT_IN_BF16, device="cpu", backend="openvino", precision="bf16")
+    assert named.describe() == "openvino cpu bf16"
 
 
 # int8: the convolutions quantised, calibrated on video frames; a style it cannot keep close runs in fp32.
@@ -308,24 +310,28 @@ def test_int8_paints_within_its_bounds_or_in_fp32_and_says_so(caplog):
     assert ran_int8, "int8 kept none of the styles it keeps on AVX2 CPUs"
 
 
-@pytest.mark.parametrize(("precision", "style"), [("int8", KEPT_IN_INT8[0]), ("bf16", KEPT_IN_BF16)])
-def test_a_styles_verdict_is_kept_beside_the_graph_for_later_runs(tmp_path, precision, style):
+# int8 as asked for, bf16 as auto takes it; each style's verdict, and what runs it then (the summary line).
+VERDICT_CASES = [("int8", KEPT_IN_INT8[0], ["--precision", "int8"], "openvino cpu int8 (ran in fp32)"),
+                 ("bf16", KEPT_IN_BF16, [], "torch cpu fp32 channels_last")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("precision", "style", "options", "summary"), VERDICT_CASES, ids=["int8", "bf16 auto"])
+def test_a_styles_verdict_is_kept_beside_the_graph_for_later_runs(tmp_path, precision, style, options, summary):
     if precision == "bf16" and not openvino_computes_bf16():
         pytest.skip("this CPU computes no bf16 natively")
-    first = Stylizer(style, device="cpu", backend="openvino", precision=precision)
-    first.stylize_tensor(photo_batch())
+    first = Stylizer(style, device="cpu", precision=precision, backend="openvino")
+    first.model.keeps(parse_style(style))  # what auto asks; int8 asks it of every batch
     verdicts_path = first.model.network.checks.path
     measured = verdicts_path.read_text()
     # Were the verdicts on file not read, the next run would check the style again and find what it found here.
     try:
         verdicts_path.write_text(json.dumps({key: [20.0, 0.5] for key in json.loads(measured)}))
-        result = run_cli("image", PHOTOS[0], tmp_path / "out.png", "--style", style, "--backend", "openvino",
-                         "--precision", precision)  # fmt: skip
+        result = run_cli("image", PHOTOS[0], tmp_path / "out.png", "--style", style, "--device", "cpu", *options)
     finally:
         verdicts_path.write_text(measured)
     assert result.returncode == 0, result.stderr
-    assert "PSNR 20.0 dB, SSIM 0.500 against fp32" in result.stderr
-    assert f"openvino cpu {precision} (ran in fp32)" in result.stderr  # the summary line
+    assert f"{precision} changes this style too much (PSNR 20.0 dB, SSIM 0.500 against fp32" in result.stderr
+    assert summary in result.stderr
 
 
 def test_int8_runs_a_batch_in_fp32_when_one_of_its_styles_needs_it():

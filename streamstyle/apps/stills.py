@@ -78,7 +78,9 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 
 def render_style_sheet(photo: np.ndarray, runtime: Runtime, tile: int = 256, columns: int = 7) -> np.ndarray:
-    """The photo and its 26 built-in stylizations in a labelled grid, each sample of a batch with its own style."""
+    """The photo and its 26 built-in stylizations in a labelled grid, each sample of a batch with its own style:
+    where auto chose a precision that keeps only some styles, every one as its fallback (fp32) paints it."""
+    runtime = runtime.fallback or runtime
     small = fit_within(photo, tile)
     height, width = small.shape[:2]
     model = load_style_model("dumoulin26", runtime)

@@ -32,9 +32,10 @@ def cpu_capabilities() -> list[str]:
 
 
 class OpenVinoEngine(GraphEngine):
-    """bf16 and int8 run each style (a sample's conditioning inputs) that they paint within their bound of fp32
-    on real frames (fidelity.StyleChecks); a batch holding a style its precision does not keep runs in fp32, said
-    once per style. A network int8 has no calibration for (magenta's painting vectors) runs in fp32, said once."""
+    """int8 runs each style (a sample's conditioning inputs) that it paints within its bound of fp32 on real frames
+    (fidelity.StyleChecks); a batch holding a style it does not keep runs in fp32, said once per style. A network
+    int8 has no calibration for (magenta's painting vectors) runs in fp32, said once. bf16 runs every style it is
+    given; whether it keeps one is the caller's question (`keeps`), which auto asks before it takes bf16."""
 
     def __init__(self, graph: Path, spec: GraphSpec, precision: str, cache: Path) -> None:
         super().__init__(spec)
@@ -58,9 +59,12 @@ class OpenVinoEngine(GraphEngine):
         self.precision = precision
         self._requests: OrderedDict[tuple[str, Shapes], ov.InferRequest] = OrderedDict()
 
+    def keeps(self, style: dict[str, np.ndarray]) -> bool:
+        return self.checks.keeps(style) if self.checks else True
+
     def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         precision = self.precision
-        if self.checks and not all(self.checks.keeps(style) for style in self._styles(arrays)):
+        if precision == "int8" and not all(self.keeps(style) for style in self._styles(arrays)):
             precision = "fp32"
         self.ran_in = precision
         return self._infer(precision, arrays)

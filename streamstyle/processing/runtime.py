@@ -30,6 +30,9 @@ class Runtime:
     channels_last: bool
     compiled: bool = False  # torch.compile the networks: a one-off wait per frame size, then faster frames
     backend: str = "torch"  # the engine that runs the style networks (engines.backends.BACKENDS)
+    # What runs a style that this runtime's precision would change beyond its bound (engines.fidelity): set where
+    # auto chose a reduced precision; None where the caller chose, or in fp32.
+    fallback: Runtime | None = None
 
     @property
     def precision(self) -> str:
@@ -100,14 +103,16 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
                     compiled: bool = False, backend: str = "auto") -> Runtime:  # fmt: skip
     """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16|int8; backend: auto or one of BACKENDS.
     'auto' takes the first CUDA device when there is one, with TensorRT fp16 there when it is installed, else torch
-    fp16. On CPUs that compute bf16 natively (AVX512_BF16, AMX) it takes OpenVINO bf16, which runs each style it
-    paints within 40 dB of fp32 and the others in fp32 (bf16 moves some built-in styles further: fidelity); on
-    other CPUs, torch fp32. channels_last is lossless and faster in torch on both (see benchmarks/models.py)."""
+    fp16. On CPUs that compute bf16 natively (AVX512_BF16, AMX) it takes OpenVINO bf16 for the styles it paints
+    within 40 dB of fp32, with torch fp32 as the fallback for the others (bf16 moves some built-in styles further:
+    engines.fidelity; Stylizer asks); on other CPUs, torch fp32. channels_last is lossless and faster in torch on
+    both (see benchmarks/models.py)."""
     chosen = _device(device)
     # Naming an engine, a precision, a memory layout or torch.compile leaves the choice to the caller.
     chosen_for_caller = (backend, precision, channels_last, compiled) != ("auto", "auto", None, False)
     if chosen.type == "cpu" and not chosen_for_caller and openvino_computes_bf16():
-        backend, precision = "openvino", "bf16"
+        keep_freed_memory()
+        return Runtime(chosen, torch.bfloat16, False, backend="openvino", fallback=Runtime(chosen, torch.float32, True))
     if backend == "auto":
         only_torch = compiled or precision == "bf16"  # torch.compile, and bf16 on a GPU, are torch's alone
         backend = "tensorrt" if chosen.type == "cuda" and installed("tensorrt") and not only_torch else "torch"

@@ -62,6 +62,16 @@ class StyleModel:
     def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         return self.network(content) if condition is None else self.network(content, condition)
 
+    def keeps(self, style: Style) -> bool:
+        """Whether the network's engine paints `style` in its precision within that precision's bound of fp32
+        (engines.fidelity): checked once per style, a few seconds."""
+        if not isinstance(self.network, GraphEngine):
+            return True
+        condition = self.conditioning([style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
+        names = [tensor.name for tensor in self.network.spec.inputs[1:]]
+        values = [] if condition is None else [condition.float().cpu().numpy()]
+        return self.network.keeps(dict(zip(names, values, strict=True)))
+
     @torch.inference_mode()
     def stylize(
         self,
@@ -254,9 +264,13 @@ class Stylizer:
         self.strength = strength
         self.preserve_color = preserve_color
         self.runtime = runtime or resolve_runtime(device, precision, channels_last, compiled, backend)
-        self.model = load_style_model(model or default_model_for(self.style), self.runtime)
+        name = model or default_model_for(self.style)
+        self.model = load_style_model(name, self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
+        if self.runtime.fallback and not self.model.keeps(self.style):
+            self.runtime = self.runtime.fallback
+            self.model = load_style_model(name, self.runtime)
 
     def stylize_tensor(self, content: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """[B,3,H,W] float in [0,1] on the runtime's device → the same, stylized. For video, pass the
