@@ -58,7 +58,7 @@ class StyleDeck:
         style = self.first.style if spec is None else spec
         model = self.first.model.name if spec is None else None
         try:
-            stylizer = Stylizer(style, model, strength, self.first.preserve_color, runtime=self.first.runtime)
+            stylizer = Stylizer(style, model, strength, self.first.preserve_color, runtime=self.first.requested_runtime)
         except StreamstyleError as error:
             with self._lock:
                 self._building.discard(key)

@@ -263,7 +263,10 @@ class Stylizer:
         check_strength(strength)
         self.strength = strength
         self.preserve_color = preserve_color
-        self.runtime = runtime or resolve_runtime(device, precision, channels_last, compiled, backend)
+        # The runtime asked for; `runtime` is the one that runs this style: its fallback where its precision
+        # would change the style beyond that precision's bound.
+        self.requested_runtime = runtime or resolve_runtime(device, precision, channels_last, compiled, backend)
+        self.runtime = self.requested_runtime
         name = model or default_model_for(self.style)
         self.model = load_style_model(name, self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
