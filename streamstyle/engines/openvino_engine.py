@@ -4,6 +4,7 @@ styles they keep."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -58,6 +59,10 @@ class OpenVinoEngine(GraphEngine):
             self.checks = StyleChecks("bf16", cache / f"{graph.stem}-bf16.verdicts.json", self._infer)
         self.precision = precision
         self._requests: OrderedDict[tuple[str, Shapes], ov.InferRequest] = OrderedDict()
+        # One network serves every thread that runs it (live sessions sharing a server, a style checked while the
+        # picture goes on), and a request runs one inference at a time: OpenVINO's latency hint gives each all
+        # the cores anyway.
+        self._lock = threading.Lock()
 
     def keeps(self, style: dict[str, np.ndarray]) -> bool:
         return self.checks.keeps(style) if self.checks else True
@@ -71,12 +76,13 @@ class OpenVinoEngine(GraphEngine):
 
     def _infer(self, precision: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
         key = (precision, tuple((name, array.shape) for name, array in arrays.items()))
-        request = self._requests.pop(key, None) or self._compile(*key)
-        self._requests[key] = request
-        while len(self._requests) > KEPT_SHAPES:
-            self._requests.popitem(last=False)
-        request.infer(arrays)
-        return request.get_output_tensor(0).data.copy()
+        with self._lock:
+            request = self._requests.pop(key, None) or self._compile(*key)
+            self._requests[key] = request
+            while len(self._requests) > KEPT_SHAPES:
+                self._requests.popitem(last=False)
+            request.infer(arrays)
+            return request.get_output_tensor(0).data.copy()
 
     def _compile(self, precision: str, shapes: Shapes) -> ov.InferRequest:
         model = self.models[precision].clone()
