@@ -32,9 +32,10 @@ class GraphEngine:
                   for tensor, value in zip(self.spec.inputs, inputs, strict=True)}  # fmt: skip
         return torch.from_numpy(self.run(arrays)).to(inputs[0].device)
 
-    def keeps(self, style: dict[str, np.ndarray]) -> bool:
+    def keeps(self, style: dict[str, np.ndarray], say: bool = True) -> bool:
         """Whether this engine's precision paints `style` (one sample's conditioning inputs) within its bound of
-        fp32 (fidelity.BOUNDS); an engine that computes in fp32 keeps every style."""
+        fp32 (fidelity.BOUNDS); an engine that computes in fp32 keeps every style. `say`: one that it does not
+        keep is said, once."""
         return True
 
     def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:

@@ -92,7 +92,9 @@ class StyleChecks:
         self._verdicts = load_verdicts(path)
         self._said: set[str] = set()
 
-    def keeps(self, style: dict[str, np.ndarray]) -> bool:
+    def keeps(self, style: dict[str, np.ndarray], say: bool = True) -> bool:
+        """Whether the precision keeps `style`; `say`: a style it does not keep is said (once), where the caller
+        asked for this precision."""
         key = hashlib.sha256(b"".join(array.tobytes() for array in style.values())).hexdigest()[:16]
         if key not in self._verdicts:
             errors = []
@@ -103,7 +105,7 @@ class StyleChecks:
             save_verdicts(self.path, self._verdicts)
         least_psnr, least_ssim = self._verdicts[key]
         keeps = least_psnr >= self.bound.psnr and least_ssim >= self.bound.ssim
-        if not keeps and key not in self._said:
+        if not keeps and say and key not in self._said:
             self._said.add(key)
             log.warning("%s changes this style too much (PSNR %.1f dB, SSIM %.3f against fp32 on video frames; it "
                         "needs %.0f dB and %.2f): it runs in fp32", self.precision, least_psnr, least_ssim,

@@ -64,8 +64,8 @@ class OpenVinoEngine(GraphEngine):
         # the cores anyway.
         self._lock = threading.Lock()
 
-    def keeps(self, style: dict[str, np.ndarray]) -> bool:
-        return self.checks.keeps(style) if self.checks else True
+    def keeps(self, style: dict[str, np.ndarray], say: bool = True) -> bool:
+        return self.checks.keeps(style, say) if self.checks else True
 
     def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         precision = self.precision

@@ -62,15 +62,15 @@ class StyleModel:
     def run(self, content: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         return self.network(content) if condition is None else self.network(content, condition)
 
-    def keeps(self, style: Style) -> bool:
+    def keeps(self, style: Style, say: bool = True) -> bool:
         """Whether the network's engine paints `style` in its precision within that precision's bound of fp32
-        (engines.fidelity): checked once per style, a few seconds."""
+        (engines.fidelity): checked once per style, a few seconds. `say`: one it does not keep is said, once."""
         if not isinstance(self.network, GraphEngine):
             return True
         condition = self.conditioning([style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
         names = [tensor.name for tensor in self.network.spec.inputs[1:]]
         values = [] if condition is None else [condition.float().cpu().numpy()]
-        return self.network.keeps(dict(zip(names, values, strict=True)))
+        return self.network.keeps(dict(zip(names, values, strict=True)), say)
 
     @torch.inference_mode()
     def stylize(
@@ -271,7 +271,8 @@ class Stylizer:
         self.model = load_style_model(name, self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
-        if self.runtime.fallback and not self.model.keeps(self.style):
+        # auto's own choice, made quietly: the summary line names the engine that runs the style.
+        if self.runtime.fallback and not self.model.keeps(self.style, say=False):
             self.runtime = self.runtime.fallback
             self.model = load_style_model(name, self.runtime)
 
