@@ -91,6 +91,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"not a readable image: {path} ({error.__class__.__name__})") from None
 
 
+def check_image(path: str | os.PathLike) -> None:
+    """What `read_image` would refuse in `path` (missing, not an image, too large), found from its header alone."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"image not found: {path}")
+    try:
+        with _open_image(path):
+            pass
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(f"not a readable image: {path} ({error.__class__.__name__})") from None
+
+
 def write_image(image: np.ndarray, path: str | os.PathLike, quality: int = 95) -> None:
     """Write [H,W,3] uint8 RGB; the format follows the suffix. Written under a temporary name, then renamed,
     so an interrupted run never leaves a truncated file at `path`."""

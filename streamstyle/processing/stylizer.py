@@ -13,7 +13,7 @@ from torch import nn
 from streamstyle.core.errors import InputError, StyleSpecError
 from streamstyle.core.settings import STRENGTH
 from streamstyle.engines.base import Engine, GraphEngine
-from streamstyle.io.images import read_image
+from streamstyle.io.images import check_image, read_image
 from streamstyle.models import weights
 from streamstyle.models.checkpoints import load_checkpoint
 from streamstyle.models.dumoulin import Dumoulin26
@@ -268,6 +268,8 @@ class Stylizer:
         self.requested_runtime = runtime or resolve_runtime(device, precision, channels_last, compiled, backend)
         self.runtime = self.requested_runtime
         name = model or default_model_for(self.style)
+        for painting in self.style.paths if isinstance(self.style, ImageStyle) else ():
+            check_image(painting)  # before a model loads (and, on a first run, is exported for its engine)
         self.model = load_style_model(name, self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
