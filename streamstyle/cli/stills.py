@@ -59,8 +59,12 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
     """Stylize SOURCE (an image, or a folder of images) into OUTPUT (a file, or a folder)."""
     configure_logging(quiet)
     from streamstyle.apps.claims import plan_outputs
+    from streamstyle.io.images import check_image
 
-    plan = plan_outputs(source, output, "." + suffix, overwrite)  # report bad paths before loading any model
+    # Bad paths and pictures are said before any model loads (on an engine's first run, is exported for it).
+    plan = plan_outputs(source, output, "." + suffix, overwrite)
+    for input_path, _output_path in plan.pairs:
+        check_image(input_path)
     if method == "optimize" and save_every:
         _claim_intermediates(plan.pairs, steps, scales, save_every, overwrite)
     from streamstyle.apps.stills import stylize_images

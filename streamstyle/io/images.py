@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -81,24 +83,25 @@ def _as_rgb(image: Image.Image) -> np.ndarray:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as [H,W,3] uint8 RGB whatever its mode and depth (see `_as_rgb`), EXIF rotation applied.
     Pictures over Pillow's pixel limit are refused (ImageTooLargeError) before any pixel is decoded."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"image not found: {path}")
-    try:
-        with _open_image(path) as opened:
-            return _as_rgb(ImageOps.exif_transpose(opened))
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(f"not a readable image: {path} ({error.__class__.__name__})") from None
+    with _readable_image(Path(path)) as opened:
+        return _as_rgb(ImageOps.exif_transpose(opened))
 
 
 def check_image(path: str | os.PathLike) -> None:
     """What `read_image` would refuse in `path` (missing, not an image, too large), found from its header alone."""
-    path = Path(path)
+    with _readable_image(Path(path)):
+        pass
+
+
+@contextlib.contextmanager
+def _readable_image(path: Path) -> Iterator[Image.Image]:
+    """The picture at `path` opened (its header read); a missing or unreadable one, or one whose pixels cannot be
+    decoded in the block, is refused (InputError)."""
     if not path.exists():
         raise InputError(f"image not found: {path}")
     try:
-        with _open_image(path):
-            pass
+        with _open_image(path) as opened:
+            yield opened
     except (UnidentifiedImageError, OSError) as error:
         raise InputError(f"not a readable image: {path} ({error.__class__.__name__})") from None
 
@@ -126,5 +129,3 @@ def fit_within(image: np.ndarray, max_size: int | None) -> np.ndarray:
     scale = max_size / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
-
-

@@ -112,7 +112,9 @@ class PageServer:
             raise AssertionError(f"streamstyle serve did not start within {SERVER_START_S:g} s: {self.lines}")
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, failure: type[BaseException] | None = None, *_exc: object) -> None:
+        if failure is not None:  # what the server said goes with the test's failure (pytest shows what was printed)
+            print("streamstyle serve said:", *self.lines, sep="\n")
         if self._process and self._process.poll() is None:
             self._process.terminate()
             try:
