@@ -298,17 +298,18 @@ class LiveSession:
         stages = chain_stages(lambda: self.stylizer, self.sizes, temporal, live=True,
                               enabled=lambda: self.options.smoothing)  # fmt: skip
         self.chain = Chain(self.source, stages, self.sink, queue_size=1, live=True)
-        threading.Thread(target=self._run_chain, name="streamstyle-webrtc", daemon=True).start()
+        threading.Thread(target=self._run_chain, args=(loop,), name="streamstyle-webrtc", daemon=True).start()
         await self.peer.setLocalDescription(await self.peer.createAnswer())
         return self.peer.localDescription
 
-    def _run_chain(self) -> None:
+    def _run_chain(self, loop: asyncio.AbstractEventLoop) -> None:
         assert self.chain is not None and self.sink is not None
         try:
             with self.sink:
                 self.chain.run()
-        except Exception:  # a failure of this call ends it, not the server
+        except Exception:  # a failure of this call ends it (the client sees the call close), not the server
             log.exception("a live session failed")
+            asyncio.run_coroutine_threadsafe(self.close(), loop)
 
     async def _read(self, track: MediaStreamTrack) -> None:
         """Every decoded frame of the client's camera to the chain's source, as it comes."""
