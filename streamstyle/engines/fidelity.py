@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -91,19 +92,21 @@ class StyleChecks:
         self.bound = BOUNDS[precision]
         self._verdicts = load_verdicts(path)
         self._said: set[str] = set()
+        self._checking = threading.Lock()  # stylizers built at once (live sessions) check their styles in turn
 
     def keeps(self, style: dict[str, np.ndarray], say: bool = True) -> bool:
         """Whether the precision keeps `style`; `say`: a style it does not keep is said (once), where the caller
         asked for this precision."""
         key = hashlib.sha256(b"".join(array.tobytes() for array in style.values())).hexdigest()[:16]
-        if key not in self._verdicts:
-            errors = []
-            for picture in calibration_pictures():
-                arrays = {"content": picture[None], **style}
-                errors.append(least_error(self.paint(self.precision, arrays), self.paint("fp32", arrays)))
-            self._verdicts[key] = [min(error[0] for error in errors), min(error[1] for error in errors)]
-            save_verdicts(self.path, self._verdicts)
-        least_psnr, least_ssim = self._verdicts[key]
+        with self._checking:
+            if key not in self._verdicts:
+                errors = []
+                for picture in calibration_pictures():
+                    arrays = {"content": picture[None], **style}
+                    errors.append(least_error(self.paint(self.precision, arrays), self.paint("fp32", arrays)))
+                self._verdicts[key] = [min(error[0] for error in errors), min(error[1] for error in errors)]
+                save_verdicts(self.path, self._verdicts)
+            least_psnr, least_ssim = self._verdicts[key]
         keeps = least_psnr >= self.bound.psnr and least_ssim >= self.bound.ssim
         if not keeps and say and key not in self._said:
             self._said.add(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -205,10 +206,19 @@ class TrainedModel(StyleModel):
 STYLE_MODELS = {"magenta": MagentaModel, "dumoulin26": Dumoulin26Model}
 
 
-@functools.cache
 def load_style_model(name: str, runtime: Runtime) -> StyleModel:
-    """One loaded instance per model and runtime, shared by every Stylizer in the process. A name ending in .pt
-    is a model file trained by `streamstyle train`."""
+    """One loaded instance per model and runtime, shared by every Stylizer in the process, those built at the same
+    time too (live sessions that start together would each load one, and on an engine export and compile it side
+    by side). A name ending in .pt is a model file trained by `streamstyle train`."""
+    with _LOADING:
+        return _loaded_style_model(name, runtime)
+
+
+_LOADING = threading.Lock()
+
+
+@functools.cache
+def _loaded_style_model(name: str, runtime: Runtime) -> StyleModel:
     if name.endswith(".pt"):
         if not Path(name).is_file():
             raise InputError(f"model file not found: {name}")
