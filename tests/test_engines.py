@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 
 import numpy as np
 import onnx
@@ -15,6 +17,7 @@ import pytest
 import torch
 
 from streamstyle.engines.backends import installed, openvino_computes_bf16
+from streamstyle.engines.export import cached_graph
 from streamstyle.engines.fidelity import least_error
 from streamstyle.io.images import read_image
 from streamstyle.models.checkpoints import save_checkpoint
@@ -342,6 +345,21 @@ def test_int8_runs_a_batch_in_fp32_when_one_of_its_styles_needs_it():
     fp32 = Stylizer(KEPT_IN_INT8[1], device="cpu", backend="openvino").model
     styles = [parse_style(KEPT_IN_INT8[1]), parse_style(NOT_KEPT_IN_INT8)]  # a style per sample
     assert (int8.stylize(content, styles) - fp32.stylize(content, styles)).abs().max().item() < WITHIN
+
+
+def test_calibrating_for_int8_writes_nothing_on_stdout(tmp_path):
+    """The first int8 run calibrates with NNCF, which would write a line on stdout for each operation it leaves in
+    float, and a progress bar: stdout is the user's. (The graph is copied in, so that only calibrating is new.)"""
+    graph = cached_graph(Stylizer(KEPT_IN_INT8[0], device="cpu", backend="torch").model.network)
+    cache = tmp_path / "cache"
+    (cache / "engines").mkdir(parents=True)
+    shutil.copy(graph, cache / "engines")
+    result = run_cli("image", PHOTOS[0], tmp_path / "out.png", "--style", KEPT_IN_INT8[0], "--precision", "int8",
+                     env={**os.environ, "STREAMSTYLE_CACHE_DIR": str(cache)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "calibrating dumoulin26 for int8" in result.stderr
+    assert result.stdout == ""
+    assert "nncf" not in result.stderr.lower() and "No CUDA runtime" not in result.stderr
 
 
 def test_magenta_has_no_int8_calibration_and_runs_in_fp32(caplog):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,10 @@ def calibrated(spec: GraphSpec) -> bool:
     return tuple(tensor.name for tensor in spec.inputs) in CALIBRATED_INPUTS
 
 
-def calibration_inputs(spec: GraphSpec) -> list[dict[str, np.ndarray]]:
-    """One sample per picture, and per built-in style where the network has them, so that every style's scale
-    and shift meets the convolutions after it."""
+def calibration_inputs(spec: GraphSpec, pictures: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """One sample per picture ([N,3,H,W] in [0,1]), and per built-in style where the network has them, so that
+    every style's scale and shift meets the convolutions after it."""
     assert calibrated(spec), f"no calibration for {spec.name}'s inputs"
-    pictures = calibration_pictures()
     if len(spec.inputs) == 1:
         return [{"content": picture[None]} for picture in pictures]
     styles = spec.inputs[1].shape[1]
@@ -55,14 +55,29 @@ def quantized_graph(graph: Path, spec: GraphSpec, cache: Path) -> Path:
     xml = cache / f"{graph.stem}-int8-v{QUANTIZE_VERSION}.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
-    import nncf  # the int8 extra: imported only to calibrate, the once it is needed
     log.warning("calibrating %s for int8 on %d video frames, once (kept in %s)", spec.name,
                 len(calibration_pictures()), cache)  # fmt: skip
-    samples = calibration_inputs(spec)
-    model = ov.Core().read_model(graph)
+    samples = calibration_inputs(spec, calibration_pictures())
+    return save_openvino(quantize(ov.Core().read_model(graph), samples), xml)
+
+
+def quantize(model: ov.Model, samples: list[dict[str, np.ndarray]], float_layers: Sequence[str] = ()) -> ov.Model:
+    """`model` with its convolutions' inputs quantised to int8 for the ranges `samples` meet (the model is reshaped
+    to their shapes); `float_layers`: operations, by name, also left in float."""
+    # nncf imports torch's C++ extension builder, whose import warns on a CUDA build of torch without a GPU.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    import nncf  # the int8 extra: imported only to calibrate, the once it is needed
+    import rich  # nncf's own, for its progress bars
+
+    # stdout is the user's: NNCF would write a line there for each operation left in float, and a progress bar.
+    nncf.set_log_level(logging.ERROR)
+    console = rich.get_console()
+    quiet, console.quiet = console.quiet, True
     model.reshape({name: list(array.shape) for name, array in samples[0].items()})
-    quantized = nncf.quantize(
-        model, nncf.Dataset(samples), preset=nncf.QuantizationPreset.MIXED, subset_size=len(samples),
-        ignored_scope=nncf.IgnoredScope(types=FLOAT_OPERATIONS),
-    )  # fmt: skip
-    return save_openvino(quantized, xml)
+    try:
+        return nncf.quantize(
+            model, nncf.Dataset(samples), preset=nncf.QuantizationPreset.MIXED, subset_size=len(samples),
+            ignored_scope=nncf.IgnoredScope(types=FLOAT_OPERATIONS, names=list(float_layers)),
+        )  # fmt: skip
+    finally:
+        console.quiet = quiet
