@@ -30,6 +30,10 @@ class Bound:
     psnr: float
     ssim: float
 
+    def holds(self, least_psnr: float, least_ssim: float) -> bool:
+        """Whether a style whose least PSNR and SSIM against fp32 over the frames are these is kept."""
+        return least_psnr >= self.psnr and least_ssim >= self.ssim
+
 
 # The parity bounds of the engines' issue (14): int8 35 dB and SSIM 0.98; bf16 40 dB, its SSIM held as int8's.
 BOUNDS = {"bf16": Bound(40.0, 0.98), "int8": Bound(35.0, 0.98)}
@@ -107,7 +111,7 @@ class StyleChecks:
                 self._verdicts[key] = [min(error[0] for error in errors), min(error[1] for error in errors)]
                 save_verdicts(self.path, self._verdicts)
             least_psnr, least_ssim = self._verdicts[key]
-        keeps = least_psnr >= self.bound.psnr and least_ssim >= self.bound.ssim
+        keeps = self.bound.holds(least_psnr, least_ssim)
         if not keeps and say and key not in self._said:
             self._said.add(key)
             log.warning("%s changes this style too much (PSNR %.1f dB, SSIM %.3f against fp32 on video frames; it "

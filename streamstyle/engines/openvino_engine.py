@@ -32,6 +32,14 @@ def cpu_capabilities() -> list[str]:
     return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
+def compile_request(core: ov.Core, model: ov.Model, precision: str, shapes: Shapes) -> ov.InferRequest:
+    """`model` compiled for the CPU as a static graph of `shapes`, at `precision`, for the least latency."""
+    model = model.clone()
+    model.reshape({name: list(shape) for name, shape in shapes})
+    config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
+    return core.compile_model(model, "CPU", config).create_infer_request()
+
+
 class OpenVinoEngine(GraphEngine):
     """int8 runs each style (a sample's conditioning inputs) that it paints within its bound of fp32 on real frames
     (fidelity.StyleChecks); a batch holding a style it does not keep runs in fp32, said once per style. A network
@@ -77,18 +85,12 @@ class OpenVinoEngine(GraphEngine):
     def _infer(self, precision: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
         key = (precision, tuple((name, array.shape) for name, array in arrays.items()))
         with self._lock:
-            request = self._requests.pop(key, None) or self._compile(*key)
+            request = self._requests.pop(key, None) or compile_request(self.core, self.models[precision], *key)
             self._requests[key] = request
             while len(self._requests) > KEPT_SHAPES:
                 self._requests.popitem(last=False)
             request.infer(arrays)
             return request.get_output_tensor(0).data.copy()
-
-    def _compile(self, precision: str, shapes: Shapes) -> ov.InferRequest:
-        model = self.models[precision].clone()
-        model.reshape({name: list(shape) for name, shape in shapes})
-        config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
-        return self.core.compile_model(model, "CPU", config).create_infer_request()
 
     @staticmethod
     def _styles(arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
