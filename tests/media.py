@@ -233,9 +233,10 @@ def write_moving_clip(path: Path, frames: int, size: tuple[int, int] = (96, 64),
         container.mux(stream.encode(None))
 
 
-def write_even_gop_clip(path: Path, video_source: Path, gop: int, width: int, tone_seconds: float) -> None:
-    """The pictures of `video_source` at `width`, in H.264 with a keyframe every `gop` frames and nowhere else (no
-    scene-cut keyframes), and a 440 Hz tone of `tone_seconds`."""
+def write_even_gop_clip(path: Path, video_source: Path, gop: int, width: int, tone_seconds: float, loops: int = 1
+                        ) -> None:  # fmt: skip
+    """The pictures of `video_source` (`loops` times over) at `width`, in H.264 with a keyframe every `gop` frames
+    and nowhere else (no scene-cut keyframes), and a 440 Hz tone of `tone_seconds`."""
     with av.open(str(video_source)) as source, av.open(str(path), "w") as container:
         video_in = source.streams.video[0]
         height = round(video_in.height * width / video_in.width / 2) * 2
@@ -244,9 +245,11 @@ def write_even_gop_clip(path: Path, video_source: Path, gop: int, width: int, to
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = container.add_stream("aac", rate=8000)
         audio.layout = "mono"
-        for frame in source.decode(video_in):
-            picture = frame.to_ndarray(format="rgb24", width=width, height=height)
-            container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        for _ in range(loops):
+            source.seek(0)
+            for frame in source.decode(video_in):
+                picture = frame.to_ndarray(format="rgb24", width=width, height=height)
+                container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
         container.mux(video.encode(None))
         _mux_tone(container, audio, tone_seconds)
 
