@@ -2,6 +2,7 @@
 sessions at once: median and p95, pictures delivered per second, and the server's CPU use.
 
     python -m benchmarks.webrtc [--sizes 256,480] [--sessions 1,2,3] [--seconds 15] [--fps 15] [--split-cores]
+                                [--backend auto]
 
 Each session is an aiortc client on 127.0.0.1 sending a 640x360 photo at --fps with its frame counter painted
 into it (tests.rtsp.publish.stamp). The server runs style 7 at the fixed size (`--fixed-size`) at strength 0: the
@@ -27,13 +28,11 @@ import numpy as np
 from streamstyle.core.stats import median_and_p95
 from streamstyle.io.images import read_image
 from streamstyle.processing.stages import resized
-from tests.rtsp.publish import read_stamp
 from tests.web.browser import PageServer
-from tests.web.rtc import Call, StillCamera, ToneMicrophone, start_call
+from tests.web.rtc import Call, StillCamera, ToneMicrophone, picture_latencies, sound_behind, start_call
 
 CAMERA = (360, 640)
 BEEPS_S = 2.0  # longer than any latency here, so that each beep back is matched to the one sent
-HEARD = 0.05  # RMS of a chunk that holds a beep (sent at 0.21), not the codec's noise
 PHOTO = Path("samples/photos/skimage_coffee.png")
 
 
@@ -41,31 +40,6 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def latencies(call: Call) -> list[float]:
-    """Milliseconds from sending each counter to receiving it back, for the pictures whose counter reads back."""
-    assert isinstance(call.camera, StillCamera)
-    found = []
-    for picture in call.pictures:
-        index = read_stamp(resized(picture.image, CAMERA))
-        sent = call.camera.sent_at.get(index)
-        if sent is not None and 0 <= picture.arrival - sent < 10:
-            found.append((picture.arrival - sent) * 1000)
-    return found
-
-
-def sound_latencies(call: Call) -> list[float]:
-    """Milliseconds from sending each beep's start to receiving it back."""
-    assert isinstance(call.microphone, ToneMicrophone)
-    sent, found = call.microphone.beeps_sent, []
-    levels = call.sound_levels
-    for index, arrival in enumerate(call.sound_arrivals):
-        if levels[index] > HEARD and (index == 0 or levels[index - 1] <= HEARD):
-            before = [moment for moment in sent if moment <= arrival]
-            if before and arrival - before[-1] < BEEPS_S:
-                found.append((arrival - before[-1]) * 1000)
-    return found
 
 
 async def measure(origin: str, sessions: int, seconds: float, fps: float, camera: np.ndarray) -> list[Call]:
@@ -85,19 +59,22 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--split-cores", action="store_true", help="the server on the first core, the clients on "
                         "the others")  # fmt: skip
+    parser.add_argument("--backend", default="auto", help="the server's engine (streamstyle serve --backend)")
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     if args.split_cores and len(cores) < 2:
         parser.error("--split-cores needs two cores or more")
     camera = np.ascontiguousarray(resized(read_image(PHOTO), CAMERA))
-    print(f"{args.fps:g} fps camera at {CAMERA[1]}x{CAMERA[0]}, {args.seconds:g} s per run, style 7 at the size given")
+    print(f"{args.fps:g} fps camera at {CAMERA[1]}x{CAMERA[0]}, {args.seconds:g} s per run, style 7 at the size given "
+          f"on the {args.backend} engine")  # fmt: skip
     print(f"{'size':>5} {'sessions':>8} {'median ms':>10} {'p95 ms':>7} {'fps back':>9} {'read':>6} {'server CPU':>11} "
-          f"{'sound - pictures ms':>20}")  # fmt: skip
+          f"{'sound - pictures ms':>20} {'off the wire ms':>16}")  # fmt: skip
     for size in (int(size) for size in args.sizes.split(",")):
         for sessions in (int(count) for count in args.sessions.split(",")):
             if args.split_cores:
                 os.sched_setaffinity(0, cores[:1])  # what the server starts with, and so every thread of it
-            server = PageServer("--live-size", str(size), "--fixed-size", "--max-sessions", str(sessions))
+            server = PageServer("--live-size", str(size), "--fixed-size", "--max-sessions", str(sessions),
+                                "--backend", args.backend)  # fmt: skip
             with server:
                 if args.split_cores:
                     os.sched_setaffinity(0, cores[1:])  # this thread, and the clients' threads it starts
@@ -105,14 +82,15 @@ def main() -> None:
                 cpu, started = cpu_seconds(server.pid), time.monotonic()
                 calls = asyncio.run(measure(server.origin, sessions, args.seconds, args.fps, camera))
                 cpu_share = (cpu_seconds(server.pid) - cpu) / (time.monotonic() - started)
-            found = [ms for call in calls for ms in latencies(call)]
+            found = [ms for call in calls for ms in picture_latencies(call)]
             figures = median_and_p95(found)
-            sound = median_and_p95([ms for call in calls for ms in sound_latencies(call)])
             received = sum(len(call.pictures) for call in calls)
             median, p95 = figures if figures else (float("nan"), float("nan"))
-            skew = sound[0] - median if sound else float("nan")
-            print(f"{size:>5} {sessions:>8} {median:>10.0f} {p95:>7.0f} {received / sessions / args.seconds:>9.1f} "
-                  f"{len(found) / max(received, 1):>6.0%} {cpu_share:>10.0%} {skew:>20.0f}")  # fmt: skip
+            skew, wire_skew = (sound_behind(calls, off_the_wire) for off_the_wire in (False, True))
+            rate, read = received / sessions / args.seconds, len(found) / max(received, 1)
+            print(f"{size:>5} {sessions:>8} {median:>10.0f} {p95:>7.0f} {rate:>9.1f} {read:>6.0%} {cpu_share:>10.0%} "
+                  f"{skew if skew is not None else float('nan'):>20.0f} "
+                  f"{wire_skew if wire_skew is not None else float('nan'):>16.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from aiortc.contrib.media import MediaPlayer
 
+from streamstyle.core.stats import median_and_p95
 from streamstyle.engines.fidelity import psnr
 from streamstyle.io.images import read_image
 from streamstyle.processing.stages import resized
@@ -20,7 +21,17 @@ from streamstyle.processing.stylizer import Stylizer
 
 from .conftest import SAMPLES, STARTUP_S
 from .web.browser import PageServer
-from .web.rtc import CLOCK, Call, StillCamera, ToneMicrophone, post_offer, start_call
+from .web.rtc import (
+    CLOCK,
+    Call,
+    StillCamera,
+    ToneMicrophone,
+    beep_latencies,
+    picture_latencies,
+    post_offer,
+    sound_behind,
+    start_call,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -135,6 +146,32 @@ def test_sound_sent_with_the_camera_comes_back(server, camera):
 
     call = asyncio.run(scenario())
     assert max(call.sound_levels) < 0.5  # the tone, not noise: sent at 0.3 of full scale, RMS 0.21
+
+
+def test_the_sound_leaves_in_step_with_the_pictures():
+    """A beep every 2 s and a counter painted into each picture, both timed from when they came off the wire: the
+    server holds the sound for the pictures' way through it, so a beep leaves with the pictures of its moment.
+    Allowed (EBU R37): the sound 40 ms ahead or 60 ms behind, beyond the spread of the pictures' own latency. A
+    camera of 5 pictures a second: aiortc holds each 200 ms on the way in, which the sound must wait for too."""
+    coffee = np.ascontiguousarray(resized(read_image(SAMPLES / "photos" / "skimage_coffee.png"), (360, 640)))
+
+    async def scenario(origin: str) -> Call:
+        call = await start_call(origin, StillCamera(coffee, 5, counter=True), microphone=ToneMicrophone(beeps=2.0),
+                                style="7", strength=0.0, smoothing=False)  # fmt: skip
+        try:
+            await until(lambda: len(beep_latencies(call, off_the_wire=True)), 4, "four beeps back")
+        finally:
+            await call.close()
+        return call
+
+    # At strength 0 the photo comes back with its counter; at one size the counter reads back from every picture.
+    with PageServer("--live-size", "480", "--fixed-size") as fixed:
+        call = asyncio.run(scenario(fixed.origin))
+    latency = median_and_p95(picture_latencies(call, off_the_wire=True))
+    behind = sound_behind([call], off_the_wire=True)
+    assert latency is not None and behind is not None
+    spread = latency[1] - latency[0]
+    assert -40 - spread < behind < 60 + spread, (behind, latency)
 
 
 async def figures_at(origin: str, camera: np.ndarray, fps: float) -> dict:

@@ -16,10 +16,15 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from ..rtsp.publish import stamp
+from streamstyle.apps.web.live import SOUND_PREFETCH
+from streamstyle.core.stats import median_and_p95
+from streamstyle.processing.stages import resized
+
+from ..rtsp.publish import read_stamp, stamp
 
 CLOCK = 90000  # WebRTC's video clock: the timestamps of the pictures sent and received
 TIME_BASE = Fraction(1, CLOCK)
+HEARD = 0.05  # RMS of a chunk that holds a beep (sent at 0.21), not the codec's noise
 
 
 class StillCamera(MediaStreamTrack):
@@ -116,6 +121,49 @@ class Call:
 
     async def close(self) -> None:
         await self.peer.close()
+
+
+def picture_latencies(call: Call, off_the_wire: bool = False) -> list[float]:
+    """Milliseconds from sending each counter to receiving it back, for the pictures whose counter reads back (the
+    camera's `counter` on, the server at strength 0); to its coming off the wire when `off_the_wire`: this client's
+    aiortc hands on a picture when the next one comes, as the server's does (see live.DelayedAudio); a browser
+    completes a picture at its last packet."""
+    assert isinstance(call.camera, StillCamera) and call.camera.counter, "a camera that paints its counter"
+    arrivals: list[float | None] = [picture.arrival for picture in call.pictures]
+    if off_the_wire:
+        arrivals = [None, *arrivals[:-1]]
+    found = []
+    for picture, arrival in zip(call.pictures, arrivals, strict=True):
+        index = read_stamp(resized(picture.image, call.camera.picture.shape[:2]))
+        sent = call.camera.sent_at.get(index)
+        if sent is not None and arrival is not None and 0 <= arrival - sent < 10:
+            found.append((arrival - sent) * 1000)
+    return found
+
+
+def beep_latencies(call: Call, off_the_wire: bool = False) -> list[float]:
+    """Milliseconds from sending each beep's start to receiving it back; to its coming off the wire when
+    `off_the_wire` (aiortc hands on a chunk SOUND_PREFETCH chunks late)."""
+    microphone = call.microphone
+    assert isinstance(microphone, ToneMicrophone) and microphone.beeps, "a microphone that beeps"
+    arrivals: list[float | None] = list(call.sound_arrivals)
+    if off_the_wire:
+        arrivals = [*[None] * SOUND_PREFETCH, *arrivals[:-SOUND_PREFETCH]]
+    found, levels = [], call.sound_levels
+    for index, arrival in enumerate(arrivals):
+        if arrival is not None and levels[index] > HEARD and (index == 0 or levels[index - 1] <= HEARD):
+            before = [moment for moment in microphone.beeps_sent if moment <= arrival]
+            if before and arrival - before[-1] < microphone.beeps:
+                found.append((arrival - before[-1]) * 1000)
+    return found
+
+
+def sound_behind(calls: list[Call], off_the_wire: bool = False) -> float | None:
+    """Milliseconds the sound runs behind the pictures (ahead, when negative): the beeps' median latency less the
+    pictures'."""
+    pictures = median_and_p95([ms for call in calls for ms in picture_latencies(call, off_the_wire)])
+    sound = median_and_p95([ms for call in calls for ms in beep_latencies(call, off_the_wire)])
+    return sound[0] - pictures[0] if sound and pictures else None
 
 
 async def post_offer(url: str, offer: object, token: str | None = None) -> tuple[int, object]:

@@ -5,8 +5,8 @@ Latency first. The event loop only hands each decoded frame to the chain's sourc
 drops (and counts) the rest; the network runs in the chain's threads, never on the event loop; every picture goes
 back stamped with its input's timestamp; and the inference size follows what the machine delivers, shrinking
 while a frame takes longer than the camera's frame interval and growing back when there is room. Style,
-strength and smoothing change mid-call over a data channel; sound, when sent, comes back delayed by the
-pictures' latency (from their arrival to their encoding sent) so that the two stay in step."""
+strength and smoothing change mid-call over a data channel; sound, when sent, comes back held for the pictures'
+way through the server (see DelayedAudio), so that the two leave in step."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ STATS_EVERY_S = 1.0
 ADAPT_EVERY_S = 1.0
 LATENCY_WINDOW = 60  # frames the latency figures are taken over
 ARRIVALS_KEPT = 64  # frames whose arrival is remembered: more than are ever between the camera and the sender
+# aiortc's receiver hands on a chunk of sound when the fourth chunk after it comes off the wire (its jitter buffer's
+# prefetch), and a picture when the first packet of the next picture comes.
+SOUND_PREFETCH = 4
 
 
 def adapt_size(size: int, delivered: float, latency: float, frame_interval: float, smallest: int, largest: int
@@ -182,9 +185,11 @@ class TrackSink(Sink[object]):
 
 
 class DelayedAudio(MediaStreamTrack):
-    """The client's sound sent back, each chunk held until the pictures' current latency (to their encoding sent)
-    after it arrived, so the two stay in step (held from its arrival, not from when it is asked for: the delay
-    never adds up)."""
+    """The client's sound sent back, each chunk held for the pictures' way through the server, counted from when
+    it came off the wire, so that sound and pictures leave as they came. aiortc hands on a chunk SOUND_PREFETCH
+    chunks late (80 ms), a picture one camera frame late: a chunk came off the wire when the chunk that many before
+    it was handed on, and `delay` is the pictures' latency and their frame interval. (Held from then, not from
+    when it is asked for: the delay never adds up.)"""
 
     kind = "audio"
 
@@ -195,20 +200,22 @@ class DelayedAudio(MediaStreamTrack):
         self._reader = asyncio.ensure_future(self._read(track))
 
     async def _read(self, track: MediaStreamTrack) -> None:
+        handed_on: deque[float] = deque(maxlen=SOUND_PREFETCH + 1)
         try:
             while True:
                 chunk = await track.recv()
                 assert isinstance(chunk, av.AudioFrame), "an audio track gives audio frames"
-                self._chunks.put_nowait((chunk, time.monotonic()))
+                handed_on.append(time.monotonic())
+                self._chunks.put_nowait((chunk, handed_on[0]))
         except MediaStreamError:
             self._chunks.put_nowait((None, time.monotonic()))
 
     async def recv(self) -> av.AudioFrame:
-        chunk, arrived = await self._chunks.get()
+        chunk, off_the_wire = await self._chunks.get()
         if chunk is None:
             self.stop()
             raise MediaStreamError
-        wait = arrived + self.delay() - time.monotonic()
+        wait = off_the_wire + self.delay() - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         return chunk
@@ -279,7 +286,7 @@ class LiveSession:
                 self.peer.addTrack(self.track)
                 self.spawn(self._read(track))
             else:
-                self.peer.addTrack(DelayedAudio(track, self.latency))
+                self.peer.addTrack(DelayedAudio(track, lambda: self.latency() + self.frame_interval))
 
         @self.peer.on("datachannel")
         def on_channel(channel: RTCDataChannel) -> None:
@@ -320,7 +327,8 @@ class LiveSession:
                 stamp, base = frame.pts, frame.time_base
                 if stamp is not None and base and self._last_pts is not None and stamp > self._last_pts:
                     interval = float((stamp - self._last_pts) * base)
-                    self.frame_interval = 0.9 * self.frame_interval + 0.1 * interval
+                    weight = 0.1 if self.source.frames > 1 else 1.0  # the first interval replaces the guess
+                    self.frame_interval = (1 - weight) * self.frame_interval + weight * interval
                 self._last_pts = stamp
                 self.source.put(frame)
         except MediaStreamError:
