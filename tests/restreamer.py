@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +21,9 @@ class Restreamer:
         self.log_path, self.stats_path = tmp_path / "stream.log", tmp_path / "stats.json"
         command = [sys.executable, "-m", "streamstyle.cli", "stream", source, *outputs, *options, "--stats-json",
                    str(self.stats_path)]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log_path.open("w"))
+        # faulthandler: a process that hangs is sent SIGABRT, and writes where each of its threads is to the log.
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log_path.open("w"),
+                                        env={**os.environ, "PYTHONFAULTHANDLER": "1"})  # fmt: skip
 
     @property
     def log(self) -> str:
@@ -54,9 +57,15 @@ class Restreamer:
         return self.process.wait(timeout=2 * STARTUP_S)
 
     def stop(self) -> int:
-        """SIGTERM, as a service manager stops it: the outputs are closed properly. Its exit status."""
+        """SIGTERM, as a service manager stops it: the outputs are closed properly. Its exit status; a failure that
+        carries its log, with where each thread was, when it does not end."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=STARTUP_S)
+        try:
+            return self.process.wait(timeout=STARTUP_S)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            self.process.wait(timeout=STARTUP_S)
+            raise AssertionError(f"still running {STARTUP_S:g} s after SIGTERM; log:\n{self.log}") from None
 
     def __enter__(self):
         return self
