@@ -19,6 +19,7 @@ from streamstyle.io.images import read_image
 from .conftest import SAMPLES, STARTUP_S, run_cli, wait_for_count, wait_until
 from .media import difference, live_model_output, sort_decoded
 from .restreamer import Restreamer
+from .rtsp.proxy import FreezingProxy
 from .rtsp.server import OPEN_S, READER_OPTIONS, Publisher, RtspRelay, relay_unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.network,
@@ -217,6 +218,26 @@ def test_output_server_gone_and_back_publishing_resumes(tmp_path):
             wait_for_count(lambda: len(reader.pictures), 10, "pictures from the restarted server")
         assert app.stop() == 0
     assert app.log.count("publishing") >= 2
+
+
+def test_a_frozen_output_server_holds_neither_the_other_outputs_nor_the_stop(tmp_path):
+    """A server that hangs with its connection open takes nothing more, and FFmpeg's writes to it wait for ever: the
+    output counts as down, the recording goes on, and SIGTERM still ends the restream with the recording complete."""
+    recording = tmp_path / "recording.mkv"
+    with RtspRelay(paths=("in", "out")) as relay, FreezingProxy(relay.port) as proxy, \
+            Publisher(relay.publish_url("in"), clip=PHOTO, seconds=PUBLISHING_S, barcode=False, fps=FPS), \
+            Restreamer(tmp_path, relay.read_url("in"), f"rtsp://127.0.0.1:{proxy.port}/out", "--out", str(recording),
+                       options=OPTIONS) as app:  # fmt: skip
+        app.wait_for_count(lambda s: s["outputs"][0]["frames"], 10, "the first frames published")
+        proxy.freeze()
+        stalled = app.wait_for_stats(lambda s: s["outputs"][0]["stalled"], STARTUP_S, "the output to stall")
+        assert not stalled["outputs"][0]["connected"] and stalled["outputs"][1]["connected"]
+        app.wait_for_count(lambda s: s["outputs"][1]["frames"], stalled["outputs"][1]["frames"] + 10,
+                           "the recording to go on")  # fmt: skip
+        assert app.stop() == 0
+    assert "left unfinished" in app.log
+    with av.open(str(recording)) as container:
+        assert sum(1 for _ in container.decode(video=0)) >= app.stats()["outputs"][1]["frames"]
 
 
 def test_restream_carries_the_inputs_audio_from_rtsp_to_rtsp(tmp_path):

@@ -35,6 +35,10 @@ from streamstyle.processing.stylizer import Stylizer
 # With no new frame for this long, an output repeats its last one, at this rate.
 _HOLD_AFTER_SECONDS = 0.5
 _HOLD_RATE = 5.0
+# A write that takes longer means the server takes nothing more: the output counts as down.
+_STALL_SECONDS = 5.0
+# How long closing an output may take (flushing the encoder, the file's index, the stream's teardown).
+_CLOSE_SECONDS = 10.0
 
 
 class Output(Sink[AudioChunk]):
@@ -61,11 +65,19 @@ class Output(Sink[AudioChunk]):
         self._writer: LiveWriter | None = None
         self._failures = 0
         self._retry_at = 0.0
+        self._writing_since: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"streamstyle-out-{target}", daemon=True)
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None and self._writer.frames > 0
+        return self._writer is not None and self._writer.frames > 0 and not self.stalled
+
+    @property
+    def stalled(self) -> bool:
+        """A write has hung for _STALL_SECONDS: the server is there but takes nothing (FFmpeg's writes have no
+        timeout)."""
+        since = self._writing_since
+        return since is not None and time.monotonic() - since > _STALL_SECONDS
 
     def start(self) -> None:
         self._thread.start()
@@ -77,17 +89,30 @@ class Output(Sink[AudioChunk]):
         self._audio.append(audio)
 
     def close(self) -> None:
-        """Stop, and finish the file or the stream properly (a recording is complete and playable)."""
+        """Stop, and finish the file or the stream properly (a recording is complete and playable). The output's
+        own thread finishes it: a write or a close that hangs (a server that takes nothing more) holds only that
+        thread, which is left behind after _CLOSE_SECONDS."""
         self._stop.set()
-        self._thread.join(timeout=10)
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except OutputError as error:
-                self.notify(f"{self.target}: {error}")
-                self._writer.discard()
+        self._thread.join(timeout=_CLOSE_SECONDS)
+        if self._thread.is_alive():
+            self.notify(f"{self.target}: still writing {_CLOSE_SECONDS:g} s after the stop; left unfinished")
 
     def _run(self) -> None:
+        try:
+            self._write_until_stopped()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._writer is None:
+            return
+        try:
+            self._writer.close()
+        except OutputError as error:
+            self.notify(f"{self.target}: {error}")
+            self._writer.discard()
+
+    def _write_until_stopped(self) -> None:
         last: Frame | None = None
         last_live = last_sent = time.monotonic()
         while not self._stop.is_set():
@@ -101,7 +126,9 @@ class Output(Sink[AudioChunk]):
                 # The input is away: the last picture again, stamped now.
                 frame, repeated = dataclasses.replace(last, pts=round((now - self.source.epoch) * 1000)), True
                 self.repeats += 1
+            self._writing_since = time.monotonic()
             self._write(frame, repeated)
+            self._writing_since = None
             last, last_sent = frame, time.monotonic()
 
     def _write(self, frame: Frame, repeated: bool) -> None:
@@ -143,7 +170,6 @@ class Output(Sink[AudioChunk]):
         self.frames += 1
         if not repeated:
             self.latencies_ms.append((time.monotonic() - self.source.capture_time(frame)) * 1000)
-
 
 
 class Fanout(Sink[AudioChunk]):
@@ -227,8 +253,8 @@ class Restream:
             latency_ms_p95=round(latency[1], 1) if latency else None,
             reconnects_in=self.source.reconnects,
             outputs=[
-                {"target": o.target, "connected": o.connected, "frames": o.frames, "repeats": o.repeats,
-                 "reconnects": o.reconnects, "failed": o.failed is not None}
+                {"target": o.target, "connected": o.connected, "stalled": o.stalled, "frames": o.frames,
+                 "repeats": o.repeats, "reconnects": o.reconnects, "failed": o.failed is not None}
                 for o in self.outputs
             ],
         )  # fmt: skip
