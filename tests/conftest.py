@@ -1,10 +1,11 @@
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,18 @@ def wait_for_count(count: Callable[[], int], target: int, what: str, stall: floa
             reached, patience = now, stall
             deadline = time.monotonic() + patience
     return reached
+
+
+@contextlib.contextmanager
+def reporting(process: subprocess.Popen, details: Callable[[], str] = lambda: "") -> Iterator[None]:
+    """A failed check carries what the process printed (it is killed first, so its output is complete) and
+    `details()`."""
+    try:
+        yield
+    except AssertionError as error:
+        process.kill()
+        output, errors = process.communicate(timeout=STARTUP_S)
+        raise AssertionError(f"{error}{details()}\nit printed:\n{output or ''}{errors or ''}") from None
 
 
 def takes_ctrl_c() -> None:

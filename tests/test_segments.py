@@ -20,7 +20,7 @@ from streamstyle.core.errors import InputError
 from streamstyle.offline.evaluation import warping_error
 
 from .cluster import ENV, RayCluster
-from .conftest import SAMPLES, STARTUP_S, one_line_error, run_cli, takes_ctrl_c, wait_until
+from .conftest import SAMPLES, STARTUP_S, one_line_error, reporting, run_cli, takes_ctrl_c, wait_until
 from .media import audio_digest, video_timestamps, write_damaged_copy, write_even_gop_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -183,21 +183,21 @@ def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_a_rerun_reus
                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=takes_ctrl_c)  # fmt: skip
     finished = lambda: sorted(work.glob("segment-*.mp4"))  # noqa: E731
     started = lambda: list(work.glob(".segment-*.partial.mp4"))  # noqa: E731
-    # The conditions hold from some moment on, however many segments went by between two looks: a fast machine
-    # makes a segment between them.
+
+    def folder() -> str:
+        return f"; the work folder: {sorted(p.name for p in work.iterdir()) if work.exists() else 'gone'}"
+
     try:
-        wait_until(lambda: finished() and started(), STARTUP_S, "a segment to finish and another to start", 0.05)
-        (pid,) = worker_pids()
-        before_kill = len(finished())
-        os.kill(pid, signal.SIGKILL)  # mid-segment: it is tried again on a new worker
-        wait_until(lambda: len(finished()) > before_kill, 2 * STARTUP_S, "a segment after the kill", 0.05)
+        # The conditions hold from some moment on, however many segments went by between two looks: a fast machine
+        # makes a segment between them.
+        with reporting(job, folder):
+            wait_until(lambda: finished() and started(), STARTUP_S, "a segment to finish and another to start", 0.05)
+            (pid,) = worker_pids()
+            before_kill = len(finished())
+            os.kill(pid, signal.SIGKILL)  # mid-segment: it is tried again on a new worker
+            wait_until(lambda: len(finished()) > before_kill, 2 * STARTUP_S, "a segment after the kill", 0.05)
         job.send_signal(signal.SIGINT)
         _, errors = job.communicate(timeout=STARTUP_S)
-    except AssertionError as error:
-        job.kill()
-        _, errors = job.communicate(timeout=STARTUP_S)
-        folder = sorted(path.name for path in work.iterdir()) if work.exists() else "gone"
-        raise AssertionError(f"{error}; the work folder: {folder}; the job printed:\n{errors}") from None
     finally:
         job.kill()
     assert job.returncode == 130 and "interrupted" in errors and "Traceback" not in errors, errors

@@ -3,14 +3,13 @@ keys sent by xdotool and the window read back by screen capture."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -19,7 +18,7 @@ import pytest
 
 from streamstyle.io.images import read_image
 
-from .conftest import SAMPLES, STARTUP_S, takes_ctrl_c, wait_until
+from .conftest import SAMPLES, STARTUP_S, reporting, takes_ctrl_c, wait_until
 from .display import find_window, map_again, screenshot, send_key, virtual_display
 from .media import difference, live_model_output
 from .rtsp.server import Publisher, RtspRelay, relay_unavailable
@@ -51,17 +50,6 @@ def webcam(display: str | None, *args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "streamstyle.cli", "webcam", *args]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=takes_ctrl_c)  # fmt: skip
-
-
-@contextlib.contextmanager
-def reporting(app: subprocess.Popen) -> Iterator[None]:
-    """A failed check carries what the app printed (it is killed first, so its output is complete)."""
-    try:
-        yield
-    except AssertionError as error:
-        app.kill()
-        output, errors = app.communicate(timeout=REACTION_S)
-        raise AssertionError(f"{error}\nstreamstyle webcam printed:\n{output}{errors}") from None
 
 
 def wait_for_window(display: str, shown: Callable[[], bool], seconds: float, what: str) -> None:
