@@ -150,3 +150,47 @@ def test_ctrl_c_at_any_moment_of_run_leaves_no_step_using_the_source_or_sink():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_signal_handler_slower_than_the_wait_for_the_steps_does_not_freeze_run():
+    """A restream stops on SIGTERM through on_tick, which its handler asks to; the handler prints, which on a busy
+    machine can outlast what is left of run()'s 0.1 s wait for its steps. CPython 3.11's SimpleQueue.get then waits
+    on with a negative timeout, which is for ever: the restream did not end (seen in a loaded run)."""
+    handled = []
+
+    def slow_handler(*_):
+        time.sleep(0.3)
+        handled.append(time.monotonic())
+
+    def signal_the_waiting_main_thread() -> None:
+        for _ in range(3):  # any that lands inside the wait is enough to freeze it
+            time.sleep(0.2)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+    def source():
+        for index in itertools.count():
+            time.sleep(0.001)
+            yield frame(index)
+
+    chain = Chain(source(), [("pass", lambda items: items)], Collect(), queue_size=2)
+    rescued = threading.Event()
+
+    def rescue() -> None:  # a frozen wait ends when a step does: the test then fails instead of hanging
+        rescued.set()
+        chain.stop_event.set()
+
+    def on_tick() -> None:
+        if len(handled) == 3:
+            chain.stop_event.set()
+
+    previous = signal.signal(signal.SIGUSR1, slow_handler)
+    signaller, watchdog = threading.Thread(target=signal_the_waiting_main_thread), threading.Timer(60, rescue)
+    try:
+        watchdog.start()
+        signaller.start()
+        chain.run(on_tick)
+    finally:
+        watchdog.cancel()
+        signaller.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert not rescued.is_set(), "run() still waited for its steps 60 s after the signal handlers returned"

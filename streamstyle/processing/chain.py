@@ -31,6 +31,18 @@ _EMPTY = object()
 _POLL_SECONDS = 0.1
 
 
+def _ended_after(ended: queue.SimpleQueue[threading.Thread], seconds: float) -> list[threading.Thread]:
+    """The steps that reported their end, looked at after `seconds`. A sleep, not SimpleQueue.get(timeout): in
+    CPython 3.11 that get waits for ever once a signal handler (a SIGTERM that prints) outlasts what was left of
+    its timeout, and a restream then never ends."""
+    time.sleep(seconds)
+    steps = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            steps.append(ended.get_nowait())
+    return steps
+
+
 class Stopped(Exception):
     """Raised inside a step when another step failed or the caller was interrupted: unwinds it quietly."""
 
@@ -186,17 +198,15 @@ class Chain:
                 started.append(thread)
             gate.wait()
             while len(done) < len(threads):
-                with contextlib.suppress(queue.Empty):
-                    done.add(ended.get(timeout=_POLL_SECONDS))
+                done.update(_ended_after(ended, _POLL_SECONDS))
                 if on_tick:
                     on_tick()
         except BaseException as error:
             gate.abort()
             self.stop_event.set()
             deadline = time.monotonic() + 10
-            while not done.issuperset(started) and (left := deadline - time.monotonic()) > 0:
-                with contextlib.suppress(queue.Empty):
-                    done.add(ended.get(timeout=left))
+            while not done.issuperset(started) and time.monotonic() < deadline:
+                done.update(_ended_after(ended, _POLL_SECONDS))
             if isinstance(error, RuntimeError) and isinstance(error.__context__, KeyboardInterrupt):
                 # threading's locks are not safe against an exception raised inside them: a Ctrl-C that lands in
                 # Thread.start() can come out as RuntimeError("release unlocked lock"). The caller must see a Ctrl-C.
