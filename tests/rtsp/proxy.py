@@ -36,15 +36,19 @@ class FreezingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return  # closed
-            server = socket.create_connection(("127.0.0.1", self.server_port))
+            try:
+                server = socket.create_connection(("127.0.0.1", self.server_port))
+            except OSError:
+                client.close()  # the server is down: so is the way through here
+                continue
             self._sockets += [client, server]
-            for source, target, frozen_with_server in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._forward, args=(source, target, frozen_with_server), daemon=True).start()
+            for source, target, stops_on_freeze in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._forward, args=(source, target, stops_on_freeze), daemon=True).start()
 
-    def _forward(self, source: socket.socket, target: socket.socket, frozen_with_server: bool) -> None:
+    def _forward(self, source: socket.socket, target: socket.socket, stops_on_freeze: bool) -> None:
         with contextlib.suppress(OSError):
             while not self._closed.is_set():
-                if frozen_with_server and not self._taking.is_set():
+                if stops_on_freeze and not self._taking.is_set():
                     self._closed.wait(0.1)
                     continue
                 data = source.recv(_BUFFER_BYTES)
@@ -60,6 +64,8 @@ class FreezingProxy:
 
     def __exit__(self, *_exc: object) -> None:
         self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way
         self._listener.close()
         for each in self._sockets:
             each.close()
