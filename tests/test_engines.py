@@ -83,6 +83,15 @@ def test_a_style_per_sample_in_a_batch_is_each_samples_own():
         assert (together - alone).abs().max().item() < WITHIN, name
 
 
+def test_one_style_for_a_batch_paints_each_sample_as_alone():
+    content = photo_batch()
+    for name in ("torch", *GRAPH_ENGINES):
+        model = Stylizer("3:0.5,12:0.5", device="cpu", backend=name).model
+        together = model.stylize(content, parse_style("3:0.5,12:0.5"))  # its conditioning given once for the batch
+        alone = torch.cat([model.stylize(content[i : i + 1], parse_style("3:0.5,12:0.5")) for i in range(2)])
+        assert (together - alone).abs().max().item() < WITHIN, name
+
+
 def test_a_trained_network_runs_on_every_engine(tmp_path):
     torch.manual_seed(0)
     model_file = tmp_path / "trained.pt"

@@ -17,6 +17,14 @@ class Engine(Protocol):
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor: ...
 
 
+def batch_sized(spec: GraphSpec, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """`inputs` with the conditioning given once for the whole batch ([1,D]) repeated to the batch of the first:
+    an exported graph's inputs share one batch size."""
+    batch = inputs[0].shape[0]
+    return tuple(value.expand(batch, *value.shape[1:]) if tensor.shape[0] == "batch" and len(value) == 1 else value
+                 for tensor, value in zip(spec.inputs, inputs, strict=True))  # fmt: skip
+
+
 class GraphEngine:
     """An exported graph run outside torch: tensors go in as float32 arrays on the CPU and the output comes back
     as a tensor on the device of the first input."""
@@ -29,7 +37,7 @@ class GraphEngine:
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         arrays = {tensor.name: value.detach().float().cpu().contiguous().numpy()
-                  for tensor, value in zip(self.spec.inputs, inputs, strict=True)}  # fmt: skip
+                  for tensor, value in zip(self.spec.inputs, batch_sized(self.spec, inputs), strict=True)}  # fmt: skip
         return torch.from_numpy(self.run(arrays)).to(inputs[0].device)
 
     def keeps(self, style: dict[str, np.ndarray], say: bool = True) -> bool:

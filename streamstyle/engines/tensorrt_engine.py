@@ -15,6 +15,7 @@ from onnxconverter_common import float16
 
 from streamstyle.core.errors import DeviceError
 from streamstyle.core.files import AtomicFile
+from streamstyle.engines.base import batch_sized
 from streamstyle.engines.graphs import GraphSpec
 
 # Kept in fp32 in an fp16 graph: the statistics of instance norm overflow or round off in fp16 (dumoulin26
@@ -86,7 +87,7 @@ class TensorRtEngine:
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         # TensorRT works on the calling thread's current device, and a pipeline thread starts on device 0.
         with torch.cuda.device(self.device):
-            values = [value.to(self.device, torch.float32).contiguous() for value in inputs]
+            values = [value.to(self.device, torch.float32).contiguous() for value in batch_sized(self.spec, inputs)]
             context = self._context(tuple(tuple(value.shape) for value in values))
             for tensor, value in zip(self.spec.inputs, values, strict=True):
                 context.set_input_shape(tensor.name, tuple(value.shape))
