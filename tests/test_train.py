@@ -170,6 +170,13 @@ def test_a_trained_model_runs_in_the_file_pipeline(tmp_path, cpu, vgg):
         assert len(container.streams.audio) == 1
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 50
+    still = tmp_path / "still.png"
+    args = ["image", str(SAMPLES / "photos" / "skimage_chelsea.png"), str(still), "--model", str(model), "--device",
+            "cpu"]  # fmt: skip
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0 and still.is_file(), result.output
+    words = " ".join(result.output.split())
+    assert "its own style" in words and "style 7" not in words  # not the --style it ignores
     result = CliRunner().invoke(cli, ["file", str(SAMPLES / "clips" / "bigbuckbunny_2s.mp4"), str(out), "--model",
                                       str(tmp_path / "missing.pt")])  # fmt: skip
     assert result.exit_code == 2 and "model file not found" in result.output

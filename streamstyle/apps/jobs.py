@@ -97,7 +97,7 @@ def run_stream_job(config: PipelineConfig, say: Say, on_stats: Callable[[StreamS
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    say(f"{live.label} → {', '.join(targets)}: {stylizer.style.label}, model at {sizes.max_size} px, "
+    say(f"{live.label} → {', '.join(targets)}: {stylizer.style_label}, model at {sizes.max_size} px, "
         f"{stylizer.runtime.describe()}")  # fmt: skip
 
     def report(stats: StreamStats) -> None:

@@ -64,7 +64,7 @@ def _bench_one(stylizer, names: list[str], frames: int, runs: int, temporal: str
 
     rows = run_bench(stylizer, names, frames, runs, temporal=TemporalSettings(temporal), on_row=on_row)
     # Titled after the run, which is when an engine's precisions are known.
-    table = Table(title=f"{stylizer.model.name}, {stylizer.style.label}, {stylizer.describe()}, --temporal {temporal}")
+    table = Table(title=f"{stylizer.model.name}, {stylizer.style_label}, {stylizer.describe()}, --temporal {temporal}")
     for column in ("size", "model ms/frame", "model fps", "end-to-end fps", "end-to-end / model"):
         table.add_column(column, justify="right")
     for row in rows:
@@ -72,7 +72,7 @@ def _bench_one(stylizer, names: list[str], frames: int, runs: int, temporal: str
                       f"{row.end_to_end_fps:.2f}", f"{row.share_of_model:.2f}")  # fmt: skip
     Console().print(table)
     return {
-        "model": stylizer.model.name, "style": stylizer.style.label, "runtime": stylizer.describe(),
+        "model": stylizer.model.name, "style": stylizer.style_label, "runtime": stylizer.describe(),
         "temporal": temporal, "rows": [dataclasses.asdict(row) | {"end_to_end_over_model": round(row.share_of_model, 3)}
                                        for row in rows],
     }  # fmt: skip

@@ -102,7 +102,7 @@ def print_file_summary(report: FileReport, stylizer: Stylizer) -> None:
     console.print(
         f"{report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps); busy: {busy}"
     )
-    console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.describe()}[/dim]")
+    console.print(f"[dim]{stylizer.model.name}, {stylizer.style_label}, {stylizer.describe()}[/dim]")
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
 

@@ -88,7 +88,7 @@ def image(source: Path, output: Path, style: dict, runtime: dict, max_size: int 
     max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
     stylize_images(source, output, stylizer, max_size or None, "." + suffix, report, overwrite)
     if not quiet:
-        console.print(f"[dim]{stylizer.model.name}, {stylizer.style.label}, {stylizer.describe()}[/dim]")
+        console.print(f"[dim]{stylizer.model.name}, {stylizer.style_label}, {stylizer.describe()}[/dim]")
 
 
 def _intermediate_path(output_path: Path, scale: int, step: int) -> Path:

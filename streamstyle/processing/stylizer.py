@@ -299,6 +299,11 @@ class Stylizer:
     def content_reference(self, content: torch.Tensor) -> torch.Tensor | None:
         return self.model.content_reference(content, self.strength)
 
+    @property
+    def style_label(self) -> str:
+        """The style as the user is told it: a trained model paints its own, whatever --style says."""
+        return "its own style" if isinstance(self.model, TrainedModel) else self.style.label
+
     def describe(self) -> str:
         """The runtime, and the precision the style network last ran in where its engine chose another than asked
         (int8 runs in fp32 the styles it would change too much)."""
