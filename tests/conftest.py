@@ -41,6 +41,16 @@ def photos() -> dict[str, np.ndarray]:
     return {path.stem: read_image(path) for path in PHOTOS}
 
 
+def photo_batch() -> torch.Tensor:
+    """Two real photos as one batch, at an odd width (the cat's own 451) that the networks pad and crop back."""
+    from streamstyle.io.images import read_image
+    from streamstyle.processing.tensors import frames_to_tensor
+
+    images = [read_image(path) for path in PHOTOS[:2]]
+    height, width = min(image.shape[0] for image in images), 451
+    return frames_to_tensor(np.stack([image[:height, :width] for image in images]), torch.device("cpu"))
+
+
 def wait_until(condition: Callable[[], object], seconds: float, what: str, poll: float = 0.25) -> object:
     """Poll `condition` until it returns something truthy, for at most `seconds`."""
     deadline = time.monotonic() + seconds

@@ -24,9 +24,8 @@ from streamstyle.models.checkpoints import save_checkpoint
 from streamstyle.models.johnson import TransformerNet
 from streamstyle.processing.styles import parse_style
 from streamstyle.processing.stylizer import Stylizer
-from streamstyle.processing.tensors import frames_to_tensor
 
-from .conftest import PAINTINGS, PHOTOS, SAMPLES, one_line_error, run_cli
+from .conftest import PAINTINGS, PHOTOS, SAMPLES, one_line_error, photo_batch, run_cli
 
 pytestmark = pytest.mark.slow  # each network's first use exports it (20-60 s on 2 cores); then it is cached
 
@@ -41,13 +40,6 @@ BUNNY = SAMPLES / "clips" / "bigbuckbunny_2s.mp4"
 # pick other ones), still under a level of 255 (3.9e-3) but for style 17; a wrong input or padding is 1e-2 and more.
 WITHIN = 1e-3
 ILL_CONDITIONED_WITHIN = 6e-3
-
-
-def photo_batch() -> torch.Tensor:
-    """Two real photos as one batch, at an odd width (the cat's own 451) that the networks pad and crop back."""
-    images = [read_image(path) for path in PHOTOS[:2]]
-    height, width = min(image.shape[0] for image in images), 451
-    return frames_to_tensor(np.stack([image[:height, :width] for image in images]), torch.device("cpu"))
 
 
 def stylizers(style: str, **options) -> tuple[Stylizer, dict[str, Stylizer]]:
@@ -402,22 +394,6 @@ def test_a_video_job_on_an_engine_writes_every_frame_as_torch_paints_it(tmp_path
     # A level apart before encoding; yuv420p's rounding of colour takes that to a few at most.
     differences = [np.abs(a - b) for a, b in zip(frames["openvino"], frames["torch"], strict=True)]
     assert max(d.max() for d in differences) <= 8 and np.mean([d.mean() for d in differences]) < 0.5
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1 / torch.mean((a.float().cpu() - b.float().cpu()) ** 2)))
-
-
-@pytest.mark.skipif(not (torch.cuda.is_available() and installed("tensorrt")),
-                    reason="TensorRT needs a CUDA GPU and the tensorrt extra")  # fmt: skip
-@pytest.mark.parametrize("style", ["7", "17", str(STARRY)], ids=["style 7", "style 17", "magenta"])
-def test_tensorrt_paints_what_torch_paints(style):
-    content = photo_batch()
-    expected = Stylizer(style, device="cpu", backend="torch").stylize_tensor(content)
-    fp32 = Stylizer(style, device="cuda", precision="fp32", backend="tensorrt")
-    assert (fp32.stylize_tensor(content.cuda()).cpu() - expected).abs().max().item() < ILL_CONDITIONED_WITHIN
-    fp16 = Stylizer(style, device="cuda", precision="fp16", backend="tensorrt")
-    assert psnr(fp16.stylize_tensor(content.cuda()), expected) >= 40
 
 
 def test_bench_runs_every_engine_that_runs_here(tmp_path):

@@ -57,3 +57,12 @@ def openvino_computes_bf16() -> bool:
     from streamstyle.engines.openvino_engine import cpu_capabilities
 
     return "BF16" in cpu_capabilities()
+
+
+@cache
+def onnxruntime_has_cuda() -> bool:
+    """Whether the installed onnxruntime can run on CUDA (the onnxruntime-gpu build); the plain one falls back to
+    the CPU without a word."""
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamstyle.core.errors import InputError, StyleSpecError
+from streamstyle.core.errors import DeviceError, InputError, StyleSpecError
 from streamstyle.core.settings import STRENGTH
 from streamstyle.engines.base import Engine, GraphEngine
 from streamstyle.io.images import check_image, read_image
@@ -25,6 +26,8 @@ from streamstyle.models.vgg import VGG19Features
 from streamstyle.processing.runtime import ModuleT, Runtime, resolve_runtime
 from streamstyle.processing.styles import BuiltinStyle, ImageStyle, Style, parse_style
 from streamstyle.processing.tensors import frames_to_tensor, preserve_color, square_resize, tensor_to_frames
+
+log = logging.getLogger(__name__)
 
 
 def check_strength(strength: float) -> None:
@@ -286,6 +289,7 @@ class Stylizer:
         self.model = load_style_model(name, self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
+        self._fitting_batch: int | None = None  # the most frames the GPU's memory held at once, once it ran out
         # auto's own choice, made quietly: the summary line names the engine that runs the style.
         if self.runtime.fallback and not self.model.keeps(self.style, say=False):
             self.runtime = self.runtime.fallback
@@ -293,8 +297,25 @@ class Stylizer:
 
     def stylize_tensor(self, content: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """[B,3,H,W] float in [0,1] on the runtime's device → the same, stylized. For video, pass the
-        `content_reference` of the first frames so every frame gets the same style input."""
-        return self.model.stylize(content, self.style, self.strength, self.preserve_color, reference)
+        `content_reference` of the first frames so every frame gets the same style input. A batch the GPU has no
+        memory for runs in halves, and so on down to single frames; later batches start from what fitted."""
+        while True:
+            pieces = content.split(min(len(content), self._fitting_batch or len(content)))
+            try:
+                painted = [self.model.stylize(piece, self.style, self.strength, self.preserve_color, reference)
+                           for piece in pieces]  # fmt: skip
+                return painted[0] if len(painted) == 1 else torch.cat(painted)
+            except torch.OutOfMemoryError:
+                if len(pieces[0]) == 1:
+                    height, width = content.shape[2:]
+                    raise DeviceError(f"{self.runtime.device} has not the memory to paint one {width}x{height} frame "
+                                      f"({self.describe()}): run the model smaller (--max-size, --scale) or on "
+                                      "another device") from None  # fmt: skip
+                self._fitting_batch = len(pieces[0]) // 2
+            # Out of the handler, the failed attempt's tensors are free: give their memory back before trying again.
+            torch.cuda.empty_cache()
+            log.warning("%s has not the memory for batches of %d frames at this size; running %d at a time",
+                        self.runtime.device, len(pieces[0]), self._fitting_batch)  # fmt: skip
 
     def content_reference(self, content: torch.Tensor) -> torch.Tensor | None:
         return self.model.content_reference(content, self.strength)
