@@ -15,6 +15,7 @@ import torch
 
 from streamstyle.core.errors import DeviceError
 from streamstyle.engines.backends import installed, onnxruntime_has_cuda
+from streamstyle.processing.runtime import resolve_runtime
 from streamstyle.processing.stylizer import Stylizer
 
 from .conftest import PAINTINGS, PHOTOS, STARTUP_S, one_line_error, photo_batch
@@ -32,25 +33,20 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / torch.mean((a.float().cpu() - b.float().cpu()) ** 2)))
 
 
-@STYLES
-def test_torch_on_cuda_paints_what_it_paints_on_the_cpu(style):
-    content = photo_batch()
-    expected = Stylizer(style, device="cpu", backend="torch").stylize_tensor(content)
-    fp32 = Stylizer(style, device="cuda", precision="fp32", backend="torch")
-    assert (fp32.stylize_tensor(content.cuda()).cpu() - expected).abs().max().item() < ILL_CONDITIONED_WITHIN
-    fp16 = Stylizer(style, device="cuda", backend="torch")
-    assert fp16.runtime.describe() == "torch cuda fp16 channels_last"
-    assert psnr(fp16.stylize_tensor(content.cuda()), expected) >= 40
+def test_auto_takes_fp16_on_the_gpu_with_tensorrt_where_it_is_installed():
+    expected = "tensorrt cuda fp16" if installed("tensorrt") else "torch cuda fp16 channels_last"
+    assert resolve_runtime("cuda").describe() == expected
 
 
-@pytest.mark.skipif(not installed("tensorrt"), reason="needs the tensorrt extra")
+@pytest.mark.parametrize("backend", ["torch", pytest.param("tensorrt", marks=pytest.mark.skipif(
+    not installed("tensorrt"), reason="needs the tensorrt extra"))])  # fmt: skip
 @STYLES
-def test_tensorrt_paints_what_torch_paints(style):
+def test_each_gpu_engine_paints_what_torch_paints_on_the_cpu(backend, style):
     content = photo_batch()
     expected = Stylizer(style, device="cpu", backend="torch").stylize_tensor(content)
-    fp32 = Stylizer(style, device="cuda", precision="fp32", backend="tensorrt")
+    fp32 = Stylizer(style, device="cuda", precision="fp32", backend=backend)
     assert (fp32.stylize_tensor(content.cuda()).cpu() - expected).abs().max().item() < ILL_CONDITIONED_WITHIN
-    fp16 = Stylizer(style, device="cuda", precision="fp16", backend="tensorrt")
+    fp16 = Stylizer(style, device="cuda", precision="fp16", backend=backend)
     assert psnr(fp16.stylize_tensor(content.cuda()), expected) >= 40
 
 
