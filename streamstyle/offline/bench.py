@@ -1,5 +1,6 @@
 """`streamstyle bench`: how fast the model alone and the whole file pipeline run on this machine, at the video
-sizes people use. Model-only is milliseconds per frame of the network on one frame (median of several calls);
+sizes people use. Model-only is milliseconds per frame of the network in the batches files run in (one frame on
+a CPU, 8 on CUDA; median of several calls);
 end-to-end is decode, model, smoothing and encode of a real clip scaled to that size, in frames per second."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class BenchRow:
     size: str
     width: int
     height: int
-    model_ms: float  # median over calls, one frame
+    model_ms: float  # per frame, median over calls of a batch as files run them
     model_fps: float
     end_to_end_fps: float  # median over runs
     frames: int
@@ -63,18 +64,20 @@ def scaled_clip(source: Path, size: tuple[int, int], frames: int, path: Path) ->
 
 
 def model_milliseconds(stylizer: Stylizer, size: tuple[int, int], calls: int) -> float:
+    """Per frame, in batches of the size files run in (8 on CUDA, 1 on a CPU), already on the device."""
     width, height = size
-    image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
-    batch = frames_to_tensor(image, stylizer.runtime.device)
+    frames = stylizer.runtime.default_batch_size
+    images = np.random.default_rng(0).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
+    batch = frames_to_tensor(images, stylizer.runtime.device)
     timings = []
     with torch.inference_mode():
         for call in range(calls + 1):
             start = time.perf_counter()
             stylizer.stylize_tensor(batch)
             if stylizer.runtime.device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(stylizer.runtime.device)  # the default device may be another GPU
             if call:  # the first call sets up kernels for this size
-                timings.append((time.perf_counter() - start) * 1000)
+                timings.append((time.perf_counter() - start) * 1000 / frames)
     return statistics.median(timings)
 
 
