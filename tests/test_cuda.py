@@ -14,15 +14,19 @@ import pytest
 import torch
 
 from streamstyle.core.errors import DeviceError
+from streamstyle.core.settings import TrainSettings
 from streamstyle.engines.backends import installed, onnxruntime_has_cuda
+from streamstyle.offline.train import train
 from streamstyle.processing.runtime import resolve_runtime
-from streamstyle.processing.stylizer import Stylizer
+from streamstyle.processing.stylizer import Stylizer, load_vgg19
 
 from .conftest import PAINTINGS, PHOTOS, STARTUP_S, one_line_error, photo_batch
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 STARRY = next(path for path in PAINTINGS if path.stem == "vangogh_starry_night")
+SCREAM = next(path for path in PAINTINGS if path.stem == "munch_the_scream")
+PHOTOS_FOLDER = PHOTOS[0].parent
 STYLES = pytest.mark.parametrize("style", ["7", "17", str(STARRY)], ids=["style 7", "style 17", "magenta"])
 # dumoulin26's style 17 magnifies every rounding through its residual blocks: 1e-3 between CPUs, as engines'
 # tests measured; in TF32, PyTorch's default for fp32 convolutions on CUDA, it is 0.3 away (89 levels of 255).
@@ -103,3 +107,17 @@ def test_a_frame_the_gpu_cannot_hold_is_one_line(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_S)
     one_line_error(result, "cuda", "has not the memory to paint one", "--max-size")
     assert not out.exists()
+
+
+def test_training_resumed_on_the_gpu_keeps_adams_step_counts_on_the_cpu(tmp_path):
+    """Where Adam keeps them: on the GPU, every step would wait for them (the GPU notes)."""
+    model = tmp_path / "scream.pt"
+    runtime = resolve_runtime("cuda", "fp32")
+    vgg = load_vgg19(runtime)
+    for steps, resume in ((2, False), (4, True)):
+        train(SCREAM, PHOTOS_FOLDER, model, vgg, runtime, TrainSettings(steps=steps, batch_size=1, image_size=64),
+              resume=resume)  # fmt: skip
+    saved = torch.load(model, weights_only=True)  # each tensor on the device it was saved from
+    assert saved["step"] == 4
+    steps = [state["step"] for state in saved["optimizer"]["state"].values()]
+    assert steps and all(step.device.type == "cpu" for step in steps)

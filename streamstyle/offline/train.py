@@ -138,7 +138,9 @@ def train(style_path: Path, content: Path, output: Path, vgg: VGG19Features, run
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     step = 0
     if resume and output.exists():
-        checkpoint = load_checkpoint(output, runtime.device)
+        # Read onto the CPU: the parameters and Adam's moments are copied onto the network's device as they load,
+        # and Adam's step counts stay on the CPU, where Adam keeps them (on a GPU each step would wait on them).
+        checkpoint = load_checkpoint(output, torch.device("cpu"))
         network.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step = checkpoint["step"]
