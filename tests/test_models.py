@@ -181,14 +181,27 @@ def test_converted_weights_are_cached_and_reused(tmp_path, monkeypatch):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_compiled_model_paints_what_the_eager_one_does(photos):
+def test_compiled_model_paints_what_the_eager_one_does_and_compiles_once_for_a_video(photos):
+    from fractions import Fraction
+
+    from torch._dynamo.utils import counters
+
+    from streamstyle.core.frames import Frame
+    from streamstyle.core.settings import SizeSettings
+    from streamstyle.processing.stages import stylize_stage
     from streamstyle.processing.stylizer import Stylizer
 
     photo = photos["skimage_chelsea"][:96, :128]
     eager = Stylizer("7", device="cpu", backend="torch")(photo)
     compiled = Stylizer("7", device="cpu", compiled=True)
     assert compiled.runtime.describe().endswith("compiled")
-    assert np.abs(compiled(photo).astype(np.int16) - eager).max() <= 2  # fused kernels round differently
+    counters.clear()
+    # Five frames in batches of 2: the last batch, of one frame, is filled up rather than compiled for anew.
+    frames = [Frame(index, photo.copy(), index, 1, Fraction(1, 25)) for index in range(5)]
+    painted = list(stylize_stage(lambda: compiled, 2, SizeSettings())(iter(frames)))
+    assert len(painted) == 5 and counters["stats"]["unique_graphs"] == 1
+    for frame in painted:
+        assert np.abs(frame.image.astype(np.int16) - eager).max() <= 2  # fused kernels round differently
 
 
 @pytest.mark.parametrize("name", ["dumoulin26", "magenta"])

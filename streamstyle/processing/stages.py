@@ -51,7 +51,11 @@ def stylize_stage(choose: Callable[[], Stylizer], batch_size: int, sizes: SizeSe
             batch = frames_to_tensor(np.stack([resized(f.image, infer_shape) for f in frames]), stylizer.runtime.device)
             if stylizer is not referenced:
                 reference, referenced = stylizer.content_reference(batch), stylizer
-            styled = stylizer.stylize_tensor(batch, reference)
+            if stylizer.runtime.compiled and len(frames) < batch_size:
+                # A shorter batch (a video's last) would make torch.compile compile again (22 s at 720p on a GPU):
+                # filled up with its last frame, it reuses the graph, and the fill is dropped.
+                batch = torch.cat([batch, batch[-1:].expand(batch_size - len(frames), -1, -1, -1)])
+            styled = stylizer.stylize_tensor(batch, reference)[: len(frames)]
             for frame, image in zip(frames, tensor_to_frames(styled), strict=True):
                 frame.image = image
                 frame.output_shape = out_shape if image.shape[:2] != out_shape else None
