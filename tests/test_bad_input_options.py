@@ -5,6 +5,7 @@ few pixels go through; --quiet prints nothing when all goes well."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 import typing
@@ -133,7 +134,8 @@ def test_an_option_out_of_range_is_one_line_that_names_it(tmp_path, clip, args):
     assert not out.exists()
 
 
-# Point 7: options that ended in a traceback; each is refused naming the value, before any model loads.
+# Point 7: options that ended in a traceback (an encoder that does not start, a preset x264 does not know, too);
+# each is refused naming the value, before any model loads.
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["file", "{clip}", "{out}", "--pix-fmt", "nonsense"],
@@ -148,9 +150,18 @@ def test_an_option_out_of_range_is_one_line_that_names_it(tmp_path, clip, args):
      (["stream", "{clip}", "{out}", "--codec", "aac"], "command line: [encoder] codec 'aac' encodes audio, not video"),
      (["stream", "{clip}", "{out}", "--output-size", "99999x99999"],
       "command line: [size] output_size must have sides between 8 and 16384 pixels, got 99999x99999"),
+     (["file", "{clip}", "{out}", "--preset", "bogus"],
+      "command line: [encoder] preset 'bogus': libx264 takes ultrafast, superfast, veryfast"),
+     (["stream", "{clip}", "{out}", "--codec", "libx265", "--preset", "fastest"],
+      "command line: [encoder] preset 'fastest': libx265 takes ultrafast"),
+     pytest.param(["file", "{clip}", "{out}", "--codec", "h264_nvenc"],
+                  "command line: [encoder] codec 'h264_nvenc' does not start here with preset=p4 (",
+                  marks=pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="NVENC may start here")),
      (["run", "{tmp}"], "cannot read pipeline file {tmp}: Is a directory"),
      (["run", "{pipelines}/webcam_preview.toml", "--set", "encoder.codec=aac"],
-      "{pipelines}/webcam_preview.toml: [encoder] codec 'aac' encodes audio, not video")],
+      "{pipelines}/webcam_preview.toml: [encoder] codec 'aac' encodes audio, not video"),
+     (["run", "{pipelines}/webcam_preview.toml", "--set", "encoder.preset=bogus"],
+      "{pipelines}/webcam_preview.toml: [encoder] preset 'bogus': libx264 takes")],
     ids=lambda value: " ".join(arg for arg in value if "{" not in arg) if isinstance(value, list) else None,
 )  # fmt: skip
 def test_a_bad_codec_pixel_format_size_or_pipeline_file_is_one_line_before_any_model(tmp_path, clip, args, message):

@@ -283,7 +283,7 @@ def pipeline_config(sections: dict[str, dict], origin: str, kind: str | None = N
     from streamstyle.io.media import check_encoder
 
     try:
-        check_encoder(encoder.codec, encoder.pix_fmt)
+        check_encoder(encoder)
     except ConfigError as error:
         raise ConfigError(f"{origin}: [encoder] {error}") from None
     cluster = section(ClusterConfig, "cluster")

@@ -144,7 +144,8 @@ def temporal_options(default_mode: str, default_smooth: float):
 def encoder_options(command):
     options = [
         click.option("--codec", help="Video codec: libx264 (the default), libx265, libvpx-vp9, h264_nvenc..."),
-        click.option("--preset", help="Encoder speed/size trade-off (x264, x265; default veryfast)."),
+        click.option("--preset", help="Encoder speed/size trade-off (x264, x265: default veryfast; NVENC: p1-p7, "
+                                      "default p4)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -105,13 +105,18 @@ class TemporalSettings:
 
 
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31}
+# x264's and x265's veryfast (the encoder shares the CPU with the model); NVENC's presets run p1 (fastest) to p7.
+_DEFAULT_PRESET = {"libx264": "veryfast", "libx265": "veryfast", "h264_nvenc": "p4", "hevc_nvenc": "p4"}
+# x264 and x265 name their presets alike, and say a wrong one on stderr themselves before FFmpeg can: checked here.
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class EncoderSettings:
     codec: str = "libx264"
     crf: int | None = None  # None: the codec's default in _DEFAULT_CRF
-    preset: str | None = "veryfast"
+    preset: str | None = None  # None: the codec's default in _DEFAULT_PRESET, filled in
     pix_fmt: str = "yuv420p"
     threads: int = 0  # 0: the codec decides
     tune: str | None = None  # x264/x265 --tune: zerolatency for live output
@@ -120,6 +125,10 @@ class EncoderSettings:
 
     def __post_init__(self):
         CRF.check("crf", self.crf)
+        if self.preset is None:
+            object.__setattr__(self, "preset", _DEFAULT_PRESET.get(self.codec))  # frozen: set once, as made
+        if self.preset and self.codec in ("libx264", "libx265") and self.preset not in _X26X_PRESETS:
+            raise ConfigError(f"preset {self.preset!r}: {self.codec} takes {', '.join(_X26X_PRESETS)}")
         CODEC_THREADS.check("threads", self.threads)
         BITRATE.check("bitrate", self.bitrate)
         GOP.check("gop", self.gop)
@@ -143,7 +152,7 @@ class EncoderSettings:
         if self.codec == "libvpx-vp9" and not self.bitrate:
             options["b"] = "0"  # constant quality mode
             options["row-mt"] = "1"
-        elif self.preset and self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc"):
+        elif self.preset and self.codec in _DEFAULT_PRESET:
             options["preset"] = self.preset
         return options
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
 
 from streamstyle.core.errors import ConfigError, InputError
 from streamstyle.core.files import FileKind
+from streamstyle.core.settings import EncoderSettings
 
 # Chroma subsampled formats need even frame sizes.
 _EVEN_SIZE_FORMATS = ("yuv420p", "yuvj420p", "yuv422p", "nv12", "yuv420p10le", "yuv422p10le")
@@ -126,9 +129,11 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 _COMMON_ENCODERS = "libx264, libx265 or libvpx-vp9"  # suggested in place of a codec that will not do
 
 
-def check_encoder(codec: str, pix_fmt: str) -> None:
-    """A ConfigError naming the value unless this FFmpeg has a video encoder `codec` that takes pictures in
-    `pix_fmt`: found before any model loads, rather than as the encoder fails to open."""
+def check_encoder(settings: EncoderSettings) -> None:
+    """A ConfigError naming the value unless this FFmpeg has the video encoder of `settings`, taking pictures in
+    its pixel format and starting with its options here (a preset it knows; a hardware encoder's device and
+    driver): found before any model loads, rather than as the encoder fails to open on the first frame."""
+    codec, pix_fmt = settings.codec, settings.pix_fmt
     try:
         encoder = av.Codec(codec, "w")
     except av.codec.codec.UnknownCodecError:
@@ -142,3 +147,14 @@ def check_encoder(codec: str, pix_fmt: str) -> None:
     formats = [video_format.name for video_format in encoder.video_formats or ()]  # none listed: any (rawvideo)
     if formats and pix_fmt not in formats:
         raise ConfigError(f"pix_fmt {pix_fmt!r}: {codec} takes {', '.join(formats)}")
+    trial = cast(av.VideoCodecContext, av.CodecContext.create(encoder))
+    trial.width, trial.height, trial.pix_fmt, trial.time_base = 256, 256, pix_fmt, Fraction(1, 25)
+    options = settings.options()
+    trial.options = options
+    try:
+        trial.open()
+    except av.error.FFmpegError as error:
+        given = ", ".join(f"{name}={value}" for name, value in options.items())
+        raise ConfigError(f"codec {codec!r} does not start here with {given or 'its defaults'} "
+                          f"({describe_error(error)}): check --preset, or a hardware encoder's device and "
+                          "driver") from None  # fmt: skip

@@ -124,7 +124,7 @@ class FileSink(Sink[AudioPacket]):
         self._early_audio: list[AudioPacket] | None = [] if copy_video is None else None
 
     def _add_video(self, in_video: VideoStream, encoder: EncoderSettings) -> None:
-        check_encoder(encoder.codec, encoder.pix_fmt)
+        check_encoder(encoder)
         if encoder.codec not in self.container.supported_codecs:
             raise OutputError(f"{self.output.suffix} files cannot hold {encoder.codec} video")
         try:
@@ -183,7 +183,11 @@ class FileSink(Sink[AudioPacket]):
         picture.time_base = frame.time_base
         if frame.duration:
             picture.duration = frame.duration
-        self._mux(self.video.encode(picture))
+        try:
+            packets = self.video.encode(picture)  # the first opens the encoder
+        except av.error.FFmpegError as error:
+            raise OutputError(f"encoding {self.output} failed: {error}") from None
+        self._mux(packets)
         self.frames += 1
 
     def write_packet(self, packet: av.Packet) -> None:
