@@ -1,15 +1,18 @@
-"""The first checks on a CUDA GPU (shared notes, gpu.md), in one run: what auto picks, each precision against
-fp32 per style, a batch against single frames, peak memory, ms/frame, torch.compile's recompiles, then the file
-pipeline, bench and training through the CLI. Each part prints as it goes and a failing part does not stop the
-others. `--device cpu --quick` runs the same code on a CPU with small sizes, to try the script before a lease.
+"""The first checks on a CUDA GPU (shared notes, gpu.md), in one run: what auto picks, the CUDA tests, each
+precision against fp32 per style (and fp16 with the norms in fp16 too), a batch against single frames, peak
+memory, ms/frame, torch.compile's recompiles, then the file pipeline (x264, and the GPU's own encoder), bench and
+training through the CLI. Each part prints as it goes and a failing part does not stop the others.
+`--device cpu --quick` runs the same code on a CPU with small sizes, to try the script before a lease;
+scripts/gpu_machine.sh makes ready what a GPU machine without registries needs.
 
-    python benchmarks/gpu.py [--parts setup,precision,...] [--quick] [--out DIR]
+    python benchmarks/gpu.py [--parts setup,tests,precision,...] [--device cuda] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import statistics
 import subprocess
@@ -35,7 +38,7 @@ from streamstyle.processing.stylizer import StyleModel, load_style_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PAINTINGS = [ROOT / "samples" / "paintings" / name for name in ("vangogh_starry_night.jpg", "munch_the_scream.jpg")]
-PARTS = ["setup", "precision", "batch", "memory", "speed", "file", "bench", "compile", "train"]
+PARTS = ["setup", "tests", "precision", "batch", "memory", "speed", "file", "nvenc", "bench", "compile", "train"]
 
 
 @contextlib.contextmanager
@@ -59,6 +62,27 @@ def pictures(size: tuple[int, int], count: int) -> torch.Tensor:
 
 def model(name: str, device: str, precision: str) -> StyleModel:
     return load_style_model(name, resolve_runtime(device, precision, backend="torch"))
+
+
+class PureHalf(torch.nn.Module):
+    """A network with everything in fp16, its norms too (autocast keeps those in fp32, and converts the
+    activations to and from fp16 around each): what fp16 without the conversions would cost and change."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = copy.deepcopy(network).half()
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(*(value.half() for value in inputs)).float()
+
+
+def model_variant(name: str, device: str, variant: str) -> StyleModel:
+    """The model in `variant`: a precision, or fp16-pure (PureHalf, beside an fp32 runtime)."""
+    if variant != "fp16-pure":
+        return model(name, device, variant.removesuffix("-tf32"))
+    pure = copy.copy(model(name, device, "fp32"))  # the loaded model is shared: its copy gets the other network
+    pure.network = PureHalf(pure.network)  # type: ignore[arg-type]
+    return pure
 
 
 def paint(stylizer: StyleModel, content: torch.Tensor, style: str) -> np.ndarray:
@@ -96,7 +120,7 @@ def part_precision(args: argparse.Namespace) -> None:
     styles = [str(i) for i in (range(NUM_STYLES) if not args.quick else (7, 17))]
     checks = [("dumoulin26", style) for style in styles] + [("magenta", str(path)) for path in PAINTINGS]
     cpu = {name: model(name, "cpu", "fp32") for name in ("dumoulin26", "magenta")}
-    variants = ["fp16", "bf16", "fp32-tf32"] if args.device != "cpu" else ["bf16"]
+    variants = ["fp16", "fp16-pure", "bf16", "fp32-tf32"] if args.device != "cpu" else ["bf16"]
     for size in sizes:
         content = pictures(size, count)
         print(f"\n{size[0]}x{size[1]}, {count} frames; least PSNR, least SSIM, max levels of 255 against fp32 "
@@ -107,9 +131,8 @@ def part_precision(args: argparse.Namespace) -> None:
                 reference = paint(model(name, args.device, "fp32"), content, style)
             row = []
             for variant in variants:
-                precision = variant.removesuffix("-tf32")
                 with tf32(variant.endswith("-tf32")):
-                    row.append(compare(paint(model(name, args.device, precision), content, style), reference))
+                    row.append(compare(paint(model_variant(name, args.device, variant), content, style), reference))
             if size == small or name == "magenta" or style in ("7", "13", "17"):
                 row.append(compare(reference, paint(cpu[name], content, style)))
             label = Path(style).stem[:26]
@@ -170,13 +193,13 @@ def part_speed(args: argparse.Namespace) -> None:
     """ms/frame of the style network alone (inputs on the device), and with the condition given once for the
     batch ([1,D], one norm call) against once per sample ([B,D], the per-sample loop)."""
     sizes = {"360p": (160, 96)} if args.quick else {"720p": (1280, 720), "1080p": (1920, 1080)}
-    variants = ["fp32", "fp32-tf32", "fp16", "bf16"] if args.device != "cpu" else ["fp32"]
+    variants = ["fp32", "fp32-tf32", "fp16", "fp16-pure", "bf16"] if args.device != "cpu" else ["fp32"]
     repeats = 3 if args.quick else 10
     print(f"{'model':<11} {'size':<6} {'precision':<10} {'batch':>5} {'ms/frame':>9} {'one cond':>9}")
     for name in ("dumoulin26", "magenta"):
         for label, (width, height) in sizes.items():
             for variant in variants:
-                stylizer = model(name, args.device, variant.removesuffix("-tf32"))
+                stylizer = model_variant(name, args.device, variant)
                 dimension = NUM_STYLES if name == "dumoulin26" else 100
                 for batch in (1, 8):
                     content = stylizer.runtime.layout(torch.rand(batch, 3, height, width, device=args.device))
@@ -240,6 +263,21 @@ def part_train(args: argparse.Namespace) -> None:
         cli("train", *common, "--steps", "20" if args.quick else "40", "--resume")
         cli("image", str(ROOT / "samples" / "photos" / "skimage_astronaut.png"), str(Path(folder) / "a.png"),
             "--model", out, "--device", args.device)  # fmt: skip
+
+
+def part_tests(args: argparse.Namespace) -> None:
+    """The CUDA tests (tests/test_cuda.py), which skip on a machine without a GPU."""
+    command = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests/test_cuda.py"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    print((done.stdout + done.stderr).strip()[-6000:])
+
+
+def part_nvenc(args: argparse.Namespace) -> None:
+    """Whether the GPU's encoder opens here, and what it does for a 1080p file (the CPU's x264 was the limit)."""
+    with tempfile.TemporaryDirectory() as folder:
+        clip = scaled_clip(ROOT / "samples" / "clips" / "bikes.mp4", (1920, 1080), 24 if args.quick else 120,
+                           Path(folder) / "1080p.mp4")  # fmt: skip
+        cli("file", str(clip), str(Path(folder) / "out.mp4"), "--device", args.device, "--codec", "h264_nvenc")
 
 
 def main() -> None:
