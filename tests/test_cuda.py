@@ -87,7 +87,7 @@ def test_a_batch_the_gpu_cannot_hold_runs_in_smaller_ones(gpu_memory_cap, caplog
     gpu_memory_cap(held + 2 * alone.nbytes + int(2.5 * one_frame))  # the output's pieces and whole, two frames
 
     together = stylizer.stylize_tensor(frames)
-    assert (together - alone).abs().max().item() < 2e-3  # fp16 kernels differ a little by batch size
+    assert (together - alone).abs().max().item() < 4e-3  # a level of 255: fp16 kernels differ by batch size
     assert "has not the memory for batches of 8 frames at this size" in caplog.text
     caplog.clear()
     stylizer.stylize_tensor(frames)  # the next batch starts from the size that fitted
