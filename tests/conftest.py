@@ -25,6 +25,9 @@ torch.manual_seed(0)
 # relay, a screenshot process. Measured on 2 cores: 3-10 s idle, 40-70 s with two CPU hogs and another test run
 # beside the suite. A bound for a hang, not a speed: waits for progress after that follow what the machine delivers.
 STARTUP_S = 240.0
+# dumoulin26's style 17 magnifies every rounding through its residual blocks: against torch fp32 it is 1.0e-3 off
+# on another engine (AVX2), where other styles are within 2.4e-4. The bound for it, with room for other kernels.
+ILL_CONDITIONED_WITHIN = 6e-3
 
 
 @pytest.fixture(scope="session")

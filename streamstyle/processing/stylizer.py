@@ -93,7 +93,7 @@ class StyleModel:
         check_strength(strength)
         height, width = content.shape[2:]
         # One style for the whole batch is given once ([1,D]): each norm then runs once over the batch instead of
-        # once per sample (a batch of 8 at 720p on a GPU: 1.5x faster, and 1.3x on a CPU).
+        # once per sample (a batch of 8 at 720p on an H200: 1.5x faster; at 640x360 on 2 CPU cores 1.16x).
         one_style = all(style == styles[0] for style in styles)
         with self.runtime.autocast():
             condition = self.conditioning(styles[:1] if one_style else styles, content, strength, reference)
