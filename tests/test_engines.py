@@ -22,6 +22,7 @@ from streamstyle.engines.fidelity import least_error
 from streamstyle.io.images import read_image
 from streamstyle.models.checkpoints import save_checkpoint
 from streamstyle.models.johnson import TransformerNet
+from streamstyle.processing.runtime import cpu_reduced_precision, reduced_precision_runtime, resolve_runtime
 from streamstyle.processing.styles import parse_style
 from streamstyle.processing.stylizer import Stylizer
 
@@ -255,8 +256,8 @@ KEPT_IN_BF16, NOT_KEPT_IN_BF16 = "7", "3"
 
 def test_auto_runs_openvino_bf16_on_cpus_that_compute_it_and_torch_fp32_for_the_styles_it_would_change(caplog):
     caplog.set_level(logging.WARNING, logger="streamstyle")
-    if not openvino_computes_bf16():
-        assert Stylizer("7", device="cpu").describe() == "torch cpu fp32 channels_last"
+    if not openvino_computes_bf16():  # int8 there: the test below
+        assert resolve_runtime("cpu") == reduced_precision_runtime(torch.device("cpu"), "int8")
         return
     content = photo_batch()
     for style in (KEPT_IN_BF16, NOT_KEPT_IN_BF16):
@@ -310,6 +311,36 @@ def test_int8_paints_within_its_bounds_or_in_fp32_and_says_so(caplog):
             ran_int8.append(style)
     assert NOT_KEPT_IN_INT8 not in ran_int8
     assert ran_int8, "int8 kept none of the styles it keeps on AVX2 CPUs"
+
+
+def test_auto_without_native_bf16_runs_int8_for_the_styles_it_keeps_and_torch_fp32_for_the_others(caplog):
+    """What auto takes on x86 CPUs without native bf16 (AVX2: int8 1.9-2.0x torch fp32 there), built here on any
+    CPU: int8 is checked per style as on those CPUs, only its verdicts may differ."""
+    caplog.set_level(logging.WARNING, logger="streamstyle")
+    auto_int8 = reduced_precision_runtime(torch.device("cpu"), "int8")
+    if cpu_reduced_precision() == "int8":
+        assert resolve_runtime("cpu") == auto_int8
+    content = photo_batch()
+    ran_int8 = []
+    for style in (*KEPT_IN_INT8, NOT_KEPT_IN_INT8):
+        expected = Stylizer(style, device="cpu", backend="torch").stylize_tensor(content)
+        caplog.clear()
+        auto = Stylizer(style, runtime=auto_int8)
+        painted = auto.stylize_tensor(content)
+        assert "too much" not in caplog.text  # auto's own choice, quietly: the summary line says which engine ran
+        if auto.describe() == "openvino cpu int8":
+            assert (painted - expected).abs().max().item() > ILL_CONDITIONED_WITHIN, f"style {style} ran fp32"
+            least_psnr, least_ssim = least_error(painted.numpy(), expected.numpy())
+            assert least_psnr >= 35 and least_ssim >= 0.98, style
+            ran_int8.append(style)
+        else:
+            assert auto.describe() == "torch cpu fp32 channels_last" and torch.equal(painted, expected), style
+    assert ran_int8 and NOT_KEPT_IN_INT8 not in ran_int8, ran_int8
+    # magenta's painting vectors have no int8 calibration: torch fp32 from the start, nothing exported for OpenVINO.
+    caplog.clear()
+    magenta = Stylizer(str(STARRY), runtime=auto_int8)
+    assert magenta.describe() == "torch cpu fp32 channels_last" and isinstance(magenta.model.network, torch.nn.Module)
+    assert caplog.text == ""
 
 
 # int8 as asked for (a style it does not keep is said), bf16 as auto takes it (quietly); each style's verdict, and

@@ -20,8 +20,8 @@ def backend_option(*more: str, also: str = ""):
     return click.option(
         "--backend", type=click.Choice(["auto", *more, *BACKENDS]),
         help="The engine that runs the network: auto (the default: TensorRT on CUDA when installed, else torch; "
-        "OpenVINO on CPUs with native bf16), "
-        "torch, onnxruntime, openvino (CPU; bf16 where the CPU has it) or tensorrt (CUDA). Engines other than "
+        "on x86 CPUs OpenVINO for the styles its bf16 or int8 keeps, else torch), "
+        "torch, onnxruntime, openvino (CPU; bf16 where the CPU has it, int8) or tensorrt (CUDA). Engines other than "
         f"torch run the network exported to ONNX, once, and cached.{also}",
     )  # fmt: skip
 
@@ -37,10 +37,10 @@ def device_options(command):
     command = click.option(
         "--precision",
         type=click.Choice(["auto", *PRECISIONS]),
-        help="Compute precision: auto (the default) is fp16 on CUDA and fp32 on CPU, but with the engine auto too on "
-        "a CPU that computes bf16 natively (AVX512_BF16, AMX), OpenVINO bf16 for each style it paints within 40 dB "
-        "PSNR of fp32. int8 (openvino engine; calibrated "
-        "once on video frames) runs each style it paints within 35 dB PSNR of fp32, the others in fp32.",
+        help="Compute precision: auto (the default) is fp16 on CUDA; on a CPU, with the engine auto too, OpenVINO "
+        "bf16 for each style it paints within 40 dB PSNR of fp32 where the CPU computes bf16 natively (AVX512_BF16, "
+        "AMX), OpenVINO int8 for each within 35 dB on other x86 CPUs, and fp32 for the rest. int8 (openvino engine; "
+        "calibrated once on video frames) runs each style it paints within 35 dB PSNR of fp32, the others in fp32.",
     )(command)
     return click.option(
         "--device", help="auto (the default: CUDA when present), cpu, cuda or cuda:N."

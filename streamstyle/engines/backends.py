@@ -12,9 +12,11 @@ from streamstyle.core.errors import DeviceError
 from streamstyle.core.settings import BACKENDS
 from streamstyle.engines.base import Engine
 from streamstyle.engines.export import cached_graph, engine_cache_dir
-from streamstyle.engines.graphs import graph_of
+from streamstyle.engines.graphs import GRAPHS, graph_of
+from streamstyle.engines.quantize import calibrated
 
-# The Python modules each engine (and int8's calibration) needs; the pip extra that brings them has its name.
+# The Python modules each engine (and int8's calibration) needs; an engine's pip extra has its name (openvino and
+# NNCF, which calibrates int8, come with the default install).
 _MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",),
             "tensorrt": ("tensorrt", "onnxconverter_common"), "int8": ("nncf",)}  # fmt: skip
 
@@ -47,6 +49,12 @@ def load_engine(backend: str, network: nn.Module, precision: str, device: torch.
     from streamstyle.engines.tensorrt_engine import TensorRtEngine
 
     return TensorRtEngine(graph, spec, precision, device, cache)
+
+
+def runs_in(precision: str, network: type[nn.Module]) -> bool:
+    """Whether `precision` runs `network` at all: int8 only where its calibration covers the network's style input
+    (magenta's painting vectors are a continuum no set of frames calibrates for: int8 runs those in fp32)."""
+    return precision != "int8" or calibrated(GRAPHS[network])
 
 
 @cache

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import openvino as ov
 
 from streamstyle.engines.export import save_openvino
 from streamstyle.engines.fidelity import calibration_pictures
 from streamstyle.engines.graphs import GraphSpec
+
+if TYPE_CHECKING:
+    import openvino as ov
 
 # Bump when the quantisation changes, so cached int8 graphs are made again.
 QUANTIZE_VERSION = 1
@@ -57,6 +60,8 @@ def quantized_graph(graph: Path, spec: GraphSpec, cache: Path) -> Path:
         return xml
     log.warning("calibrating %s for int8 on %d video frames, once (kept in %s)", spec.name,
                 len(calibration_pictures()), cache)  # fmt: skip
+    import openvino as ov  # here, not at the top: auto asks `calibrated` before choosing an engine
+
     samples = calibration_inputs(spec, calibration_pictures())
     return save_openvino(quantize(ov.Core().read_model(graph), samples), xml)
 
@@ -66,7 +71,7 @@ def quantize(model: ov.Model, samples: list[dict[str, np.ndarray]], float_layers
     to their shapes); `float_layers`: operations, by name, also left in float."""
     # nncf imports torch's C++ extension builder, whose import warns on a CUDA build of torch without a GPU.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    import nncf  # the int8 extra: imported only to calibrate, the once it is needed
+    import nncf  # imported only to calibrate, the once it is needed: its import takes 1.5 s
     import rich  # nncf's own, for its progress bars
 
     # stdout is the user's: NNCF would write a line there for each operation left in float, and a progress bar.

@@ -103,16 +103,16 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
                     compiled: bool = False, backend: str = "auto") -> Runtime:  # fmt: skip
     """device: auto|cpu|cuda|cuda:N; precision: auto|fp32|fp16|bf16|int8; backend: auto or one of BACKENDS.
     'auto' takes the first CUDA device when there is one, with TensorRT fp16 there when it is installed, else torch
-    fp16. On CPUs that compute bf16 natively (AVX512_BF16, AMX) it takes OpenVINO bf16 for the styles it paints
-    within 40 dB of fp32, with torch fp32 as the fallback for the others (bf16 moves some built-in styles further:
-    engines.fidelity; Stylizer asks); on other CPUs, torch fp32. channels_last is lossless and faster in torch on
-    both (see benchmarks/models.py)."""
+    fp16. On a CPU it takes OpenVINO in the reduced precision that is fastest there (cpu_reduced_precision) for
+    the styles that precision keeps, torch fp32 for the others; torch fp32 alone where neither pays. channels_last
+    is lossless and faster in torch (see benchmarks/models.py)."""
     chosen = _device(device)
     # Naming an engine, a precision, a memory layout or torch.compile leaves the choice to the caller.
     chosen_for_caller = (backend, precision, channels_last, compiled) != ("auto", "auto", None, False)
-    if chosen.type == "cpu" and not chosen_for_caller and openvino_computes_bf16():
+    reduced = cpu_reduced_precision() if chosen.type == "cpu" and not chosen_for_caller else None
+    if reduced:
         keep_freed_memory()
-        return Runtime(chosen, torch.bfloat16, False, backend="openvino", fallback=Runtime(chosen, torch.float32, True))
+        return reduced_precision_runtime(chosen, reduced)
     if backend == "auto":
         only_torch = compiled or precision == "bf16"  # torch.compile, and bf16 on a GPU, are torch's alone
         backend = "tensorrt" if chosen.type == "cuda" and installed("tensorrt") and not only_torch else "torch"
@@ -132,6 +132,25 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
     else:
         compute_fp32_in_fp32()
     return Runtime(chosen, PRECISIONS[precision], channels_last, compiled, backend)
+
+
+def cpu_reduced_precision() -> str | None:
+    """What auto runs on this CPU where a style allows: bf16 on CPUs that compute it natively (AVX512_BF16, AMX:
+    OpenVINO bf16 2.1-2.8x torch fp32, and it keeps 17 of the 26 built-in styles; int8 is only 4-8 % faster there
+    and keeps fewer); int8 on other x86 CPUs with AVX2 or better (1.9-2.0x torch fp32 on 2 AVX2 cores, where bf16
+    is 5-8x slower than fp32); None elsewhere (OpenVINO's int8 is untried on other CPUs)."""
+    if openvino_computes_bf16():
+        return "bf16"
+    if installed("openvino") and installed("int8") and torch.backends.cpu.get_cpu_capability().startswith("AVX"):
+        return "int8"
+    return None
+
+
+def reduced_precision_runtime(device: torch.device, precision: str) -> Runtime:
+    """OpenVINO in `precision` for the styles it paints within that precision's bound of fp32 (engines.fidelity,
+    checked once per style: Stylizer asks), torch fp32 channels_last for the others."""
+    fp32 = Runtime(device, torch.float32, True)
+    return Runtime(device, PRECISIONS[precision], False, backend="openvino", fallback=fp32)
 
 
 @cache
@@ -200,7 +219,8 @@ def _check_engine(backend: str, device: torch.device, precision: str, compiled: 
         if backend != "openvino":
             raise DeviceError(f"int8 runs on the openvino engine, not {backend}; use --backend openvino")
         if not installed("int8"):
-            raise DeviceError("int8 needs NNCF to calibrate the network: pip install 'streamstyle[int8]'")
+            raise DeviceError("int8 needs NNCF to calibrate the network, and this install lacks it: pip install "
+                              "'nncf>=3.4'")  # fmt: skip
     if backend == "openvino":
         if device.type != "cpu":
             raise DeviceError("the openvino engine runs on the CPU here; use --device cpu, or tensorrt on CUDA")

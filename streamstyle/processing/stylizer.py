@@ -14,6 +14,7 @@ from torch import nn
 
 from streamstyle.core.errors import DeviceError, InputError, StyleSpecError
 from streamstyle.core.settings import STRENGTH
+from streamstyle.engines.backends import runs_in
 from streamstyle.engines.base import Engine, GraphEngine
 from streamstyle.io.images import check_image, read_image
 from streamstyle.models import weights
@@ -45,6 +46,7 @@ class StyleModel:
 
     name: str
     network: Engine
+    style_network: type[nn.Module]  # the network a style conditions (magenta's predictor only computes its input)
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -113,6 +115,7 @@ class MagentaModel(StyleModel):
     Strength interpolates between the content image's own style vector and the painting's, as in the paper."""
 
     name = "magenta"
+    style_network = MagentaTransformer
 
     def __init__(self, runtime: Runtime):
         super().__init__(runtime)
@@ -170,6 +173,7 @@ class Dumoulin26Model(StyleModel):
     strength < 1 mixes the output with the content."""
 
     name = "dumoulin26"
+    style_network = Dumoulin26
 
     def __init__(self, runtime: Runtime):
         super().__init__(runtime)
@@ -192,6 +196,8 @@ class Dumoulin26Model(StyleModel):
 class TrainedModel(StyleModel):
     """A TransformerNet trained by `streamstyle train`: its one style is in the weights, so --style is ignored;
     strength < 1 mixes the output with the content."""
+
+    style_network = TransformerNet
 
     def __init__(self, runtime: Runtime, path: Path):
         super().__init__(runtime)
@@ -225,14 +231,21 @@ _LOADING = threading.Lock()
 
 @functools.cache
 def _loaded_style_model(name: str, runtime: Runtime) -> StyleModel:
+    if style_model_class(name) is TrainedModel:
+        return TrainedModel(runtime, Path(name))
+    return STYLE_MODELS[name](runtime)
+
+
+def style_model_class(name: str) -> type[StyleModel]:
+    """The kind of model `name` loads, checked before anything loads: a built-in model, or a trained .pt file."""
     if name.endswith(".pt"):
         if not Path(name).is_file():
             raise InputError(f"model file not found: {name}")
-        return TrainedModel(runtime, Path(name))
+        return TrainedModel
     if name not in STYLE_MODELS:
         available = ", ".join(STYLE_MODELS)
         raise StyleSpecError(f"unknown model {name!r}; use {available} or a .pt file from streamstyle train")
-    return STYLE_MODELS[name](runtime)
+    return STYLE_MODELS[name]
 
 
 def style_networks(model: str) -> tuple[StyleModel, list[nn.Module]]:
@@ -286,6 +299,10 @@ class Stylizer:
         name = model or default_model_for(self.style)
         for painting in self.style.paths if isinstance(self.style, ImageStyle) else ():
             check_image(painting)  # before a model loads (and, on a first run, is exported for its engine)
+        # int8 has no calibration for some networks (magenta's): auto runs those on its fallback from the start,
+        # without exporting them for nothing.
+        if self.runtime.fallback and not runs_in(self.runtime.precision, style_model_class(name).style_network):
+            self.runtime = self.runtime.fallback
         self.model = load_style_model(name, self.runtime)
         # Fail now, not on the first frame, when the style does not suit the model.
         self.model.conditioning([self.style], torch.zeros(1, 3, 8, 8, device=self.runtime.device), 1.0)
