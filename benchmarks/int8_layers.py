@@ -23,7 +23,7 @@ from streamstyle.engines.export import cached_graph
 from streamstyle.engines.fidelity import BOUNDS, calibration_pictures, least_error
 from streamstyle.engines.graphs import graph_of
 from streamstyle.engines.openvino_engine import compile_request
-from streamstyle.engines.quantize import calibration_inputs, quantize
+from streamstyle.engines.quantize import calibration_inputs, first_convolution, quantize
 from streamstyle.io.images import read_image
 from streamstyle.models.dumoulin import NUM_STYLES
 from streamstyle.processing.runtime import resolve_runtime
@@ -70,10 +70,9 @@ def main() -> None:
     network = load_style_model("dumoulin26", resolve_runtime("cpu", "fp32", backend="torch")).network
     graph, spec = cached_graph(network), graph_of(network)
     fp32_model = ov.Core().read_model(graph)
-    operations = fp32_model.get_ordered_ops()
-    convolutions = [op.get_friendly_name() for op in operations if op.get_type_name() == "Convolution"]
-    choices = {"none": [], "first": convolutions[:1], "last": convolutions[-1:],
-               "first and last": [convolutions[0], convolutions[-1]]}  # fmt: skip
+    last = [op.get_friendly_name() for op in fp32_model.get_ordered_ops() if op.get_type_name() == "Convolution"][-1:]
+    first = first_convolution(fp32_model)  # what streamstyle's second int8 graph leaves in float
+    choices = {"none": [], "first": first, "last": last, "first and last": first + last}
     samples = calibration_inputs(spec, calibration_pictures()[0::2])
     fp32 = Compiled(fp32_model, "fp32")
     int8 = {name: Compiled(quantize(ov.Core().read_model(graph), samples, layers), "int8")

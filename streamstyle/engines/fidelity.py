@@ -89,10 +89,11 @@ class StyleChecks:
     """Whether `precision` paints each style (a sample's conditioning inputs: built-in style weights, a painting's
     vector, or none) within its bound of fp32 on every calibration frame. On photos it then holds too: measured for
     int8 on all 26 built-in styles. Checked the first time a style comes, a frame at a time (the shape a 640x360
-    video compiles anyway), and kept in `path`; a style not kept is said once."""
+    video compiles anyway), and kept in `path`; a style not kept is said once. `graph`: what `paint` runs for the
+    precision, where it has more than one graph (int8's); the precision itself by default."""
 
-    def __init__(self, precision: str, path: Path, paint: Paint) -> None:
-        self.precision, self.path, self.paint = precision, path, paint
+    def __init__(self, precision: str, path: Path, paint: Paint, graph: str | None = None) -> None:
+        self.precision, self.path, self.paint, self.graph = precision, path, paint, graph or precision
         self.bound = BOUNDS[precision]
         self._verdicts = load_verdicts(path)
         self._said: set[str] = set()
@@ -107,7 +108,7 @@ class StyleChecks:
                 errors = []
                 for picture in calibration_pictures():
                     arrays = {"content": picture[None], **style}
-                    errors.append(least_error(self.paint(self.precision, arrays), self.paint("fp32", arrays)))
+                    errors.append(least_error(self.paint(self.graph, arrays), self.paint("fp32", arrays)))
                 self._verdicts[key] = [min(error[0] for error in errors), min(error[1] for error in errors)]
                 save_verdicts(self.path, self._verdicts)
             least_psnr, least_ssim = self._verdicts[key]

@@ -14,10 +14,14 @@ import openvino as ov
 from streamstyle.engines.base import GraphEngine
 from streamstyle.engines.fidelity import StyleChecks
 from streamstyle.engines.graphs import GraphSpec
-from streamstyle.engines.quantize import calibrated, quantized_graph
+from streamstyle.engines.quantize import calibrated, quantized_graph, quantized_path
 
-# int8 is the quantised graph, computed at the CPU's own precision.
-PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+# int8's graphs, the fastest first: every convolution quantised (it keeps 3 of the 26 built-in styles), then the
+# first convolution (the picture's 3 channels to 32, straight into an instance norm: most of int8's error) left in
+# float, which keeps 6 more at 0.75x the speed, still 1.9x OpenVINO fp32 (benchmarks/int8_layers.py, 640x360).
+INT8_GRAPHS = {"int8": False, "int8, first convolution in float": True}  # name: first convolution in float
+# int8's graphs are quantised, and computed at the CPU's own precision.
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"} | dict.fromkeys(INT8_GRAPHS, "f32")
 # Compiled for each input shape met, as a static graph: 1.3x faster than one compile for any shape (dumoulin26
 # at 640x360 on 2 AVX2 cores: 80 against 102 ms). A video has one shape; stills of many sizes keep the last few.
 KEPT_SHAPES = 4
@@ -41,10 +45,11 @@ def compile_request(core: ov.Core, model: ov.Model, precision: str, shapes: Shap
 
 
 class OpenVinoEngine(GraphEngine):
-    """int8 runs each style (a sample's conditioning inputs) that it paints within its bound of fp32 on real frames
-    (fidelity.StyleChecks); a batch holding a style it does not keep runs in fp32, said once per style. A network
-    int8 has no calibration for (magenta's painting vectors) runs in fp32, said once. bf16 runs every style it is
-    given; whether it keeps one is the caller's question (`keeps`), which auto asks before it takes bf16."""
+    """int8 runs each style (a sample's conditioning inputs) on the fastest of its graphs that paints it within its
+    bound of fp32 on real frames (fidelity.StyleChecks); a batch holding a style none keeps runs in fp32, said once
+    per style. A network int8 has no calibration for (magenta's painting vectors) runs in fp32, said once. bf16
+    runs every style it is given; whether it keeps one is the caller's question (`keeps`), which auto asks before
+    it takes bf16."""
 
     def __init__(self, graph: Path, spec: GraphSpec, precision: str, cache: Path) -> None:
         super().__init__(spec)
@@ -58,13 +63,15 @@ class OpenVinoEngine(GraphEngine):
         fp32 = self.core.read_model(graph)
         # bf16 is the fp32 graph computed in bf16 (the compile's hint).
         self.models = {"fp32": fp32, "bf16": fp32}
-        self.checks: StyleChecks | None = None
+        self.graph, self.cache = graph, cache
+        # The graphs of the precision, the fastest first, each with its verdicts; none for fp32, which keeps all.
+        self.checks: list[StyleChecks] = []
         if precision == "int8":
-            quantized = quantized_graph(graph, spec, cache)
-            self.models["int8"] = self.core.read_model(quantized)
-            self.checks = StyleChecks("int8", quantized.with_suffix(".verdicts.json"), self._infer)
+            self.checks = [StyleChecks("int8", quantized_path(graph, cache, in_float).with_suffix(".verdicts.json"),
+                                       self._infer, name) for name, in_float in INT8_GRAPHS.items()]  # fmt: skip
+            self._model("int8")  # calibrated now, not at the first frame; the next graph when a style needs it
         elif precision == "bf16":
-            self.checks = StyleChecks("bf16", cache / f"{graph.stem}-bf16.verdicts.json", self._infer)
+            self.checks = [StyleChecks("bf16", cache / f"{graph.stem}-bf16.verdicts.json", self._infer)]
         self.precision = precision
         self._requests: OrderedDict[tuple[str, Shapes], ov.InferRequest] = OrderedDict()
         # One network serves every thread that runs it (live sessions sharing a server, a style checked while the
@@ -73,19 +80,34 @@ class OpenVinoEngine(GraphEngine):
         self._lock = threading.Lock()
 
     def keeps(self, style: dict[str, np.ndarray], say: bool = True) -> bool:
-        return self.checks.keeps(style, say) if self.checks else True
+        return not self.checks or self._keeping([style], say) is not None
 
     def run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        precision = self.precision
-        if precision == "int8" and not all(self.keeps(style) for style in self._styles(arrays)):
-            precision = "fp32"
-        self.ran_in = precision
-        return self._infer(precision, arrays)
+        graph = self.precision
+        if self.precision == "int8":
+            graph = self._keeping(self._styles(arrays), say=True) or "fp32"
+        self.ran_in = graph
+        return self._infer(graph, arrays)
 
-    def _infer(self, precision: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        key = (precision, tuple((name, array.shape) for name, array in arrays.items()))
+    def _keeping(self, styles: list[dict[str, np.ndarray]], say: bool) -> str | None:
+        """The fastest of the precision's graphs that keeps every one of `styles`; None where none does (said by
+        the last, the closest, where `say`)."""
+        for checks in self.checks:
+            if all(checks.keeps(style, say and checks is self.checks[-1]) for style in styles):
+                return checks.graph
+        return None
+
+    def _model(self, graph: str) -> ov.Model:
+        """The model of one of the engine's graphs; an int8 one is calibrated the first time it is needed."""
+        if graph not in self.models:
+            quantized = quantized_graph(self.graph, self.spec, self.cache, INT8_GRAPHS[graph])
+            self.models[graph] = self.core.read_model(quantized)
+        return self.models[graph]
+
+    def _infer(self, graph: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        key = (graph, tuple((name, array.shape) for name, array in arrays.items()))
         with self._lock:
-            request = self._requests.pop(key, None) or compile_request(self.core, self.models[precision], *key)
+            request = self._requests.pop(key, None) or compile_request(self.core, self._model(graph), *key)
             self._requests[key] = request
             while len(self._requests) > KEPT_SHAPES:
                 self._requests.popitem(last=False)

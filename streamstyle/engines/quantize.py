@@ -53,17 +53,31 @@ def calibration_inputs(spec: GraphSpec, pictures: np.ndarray) -> list[dict[str, 
     return samples
 
 
-def quantized_graph(graph: Path, spec: GraphSpec, cache: Path) -> Path:
-    """The int8 OpenVINO IR of an ONNX graph, calibrated once (about 6 s on 2 cores) and kept in `cache`."""
-    xml = cache / f"{graph.stem}-int8-v{QUANTIZE_VERSION}.xml"
+def quantized_path(graph: Path, cache: Path, first_in_float: bool) -> Path:
+    """Where the int8 IR of an ONNX graph is kept (its style verdicts beside it)."""
+    return cache / f"{graph.stem}-int8{'-first-in-float' if first_in_float else ''}-v{QUANTIZE_VERSION}.xml"
+
+
+def quantized_graph(graph: Path, spec: GraphSpec, cache: Path, first_in_float: bool = False) -> Path:
+    """The int8 OpenVINO IR of an ONNX graph, calibrated once (about 6 s on 2 cores) and kept in `cache`;
+    `first_in_float`: its first convolution left in float."""
+    xml = quantized_path(graph, cache, first_in_float)
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
-    log.warning("calibrating %s for int8 on %d video frames, once (kept in %s)", spec.name,
-                len(calibration_pictures()), cache)  # fmt: skip
+    log.warning("calibrating %s for int8%s on %d video frames, once (kept in %s)", spec.name,
+                " with its first convolution in float" if first_in_float else "", len(calibration_pictures()),
+                cache)  # fmt: skip
     import openvino as ov  # here, not at the top: auto asks `calibrated` before choosing an engine
 
+    model = ov.Core().read_model(graph)
     samples = calibration_inputs(spec, calibration_pictures())
-    return save_openvino(quantize(ov.Core().read_model(graph), samples), xml)
+    float_layers = first_convolution(model) if first_in_float else []
+    return save_openvino(quantize(model, samples, float_layers), xml)
+
+
+def first_convolution(model: ov.Model) -> list[str]:
+    """The name of the model's first convolution (the picture's 3 channels in), as a list of float layers."""
+    return [next(op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "Convolution")]
 
 
 def quantize(model: ov.Model, samples: list[dict[str, np.ndarray]], float_layers: Sequence[str] = ()) -> ov.Model:
