@@ -284,9 +284,9 @@ def test_auto_runs_openvino_bf16_on_cpus_that_compute_it_and_torch_fp32_for_the_
 # int8: the convolutions quantised, calibrated on video frames; a style the int8 graph cannot keep close runs on
 # the graph with the first convolution in float, and a style neither keeps runs in fp32.
 
-# Least PSNR and SSIM on the calibration frames (the same on the AVX2 EPYC and the AMX Xeon): int8 keeps 14 (40.0 dB,
-# 0.984) and 23 (43.2 dB, 0.990); with its first convolution in float it keeps 20 too (37.9 dB, 0.984, from 35.6 dB
-# and 0.974); neither keeps 17 (22.9 dB and 26.0 dB).
+# Least PSNR and SSIM on the calibration frames: int8 keeps 14 (40.0 dB, 0.984) and 23 (43.2 dB, 0.990), the same on
+# the AVX2 EPYC and the AMX Xeon; with its first convolution in float it keeps 20 too (37.9 dB, 0.984, from 35.6 dB
+# and 0.974; AMX Xeon); neither keeps 17 (22.9 dB and 26.0 dB).
 KEPT_IN_INT8 = ("14", "23")
 KEPT_WITH_FIRST_IN_FLOAT = "20"
 NOT_KEPT_IN_INT8 = "17"
