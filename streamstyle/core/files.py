@@ -4,12 +4,13 @@ over, and nothing that is not an output of the same kind is replaced unless the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -104,6 +105,19 @@ def partials_of(path: str | os.PathLike) -> list[Path]:
     was killed."""
     real = real_output_path(path)
     return sorted(real.parent.glob(f".{glob.escape(real.stem)}.*.partial{glob.escape(real.suffix)}"))
+
+
+@contextlib.contextmanager
+def one_process_at_a_time(lock: Path) -> Iterator[None]:
+    """Held by one process of the machine at a time (a POSIX lock on the file `lock`, made where missing): work on
+    shared files that processes started together (a cluster's workers) would otherwise do side by side."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
 class AtomicFile:

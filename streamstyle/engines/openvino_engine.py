@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
+from streamstyle.core.files import one_process_at_a_time
 from streamstyle.engines.base import GraphEngine
 from streamstyle.engines.fidelity import StyleChecks
 from streamstyle.engines.graphs import GraphSpec
@@ -107,7 +108,12 @@ class OpenVinoEngine(GraphEngine):
     def _infer(self, graph: str, arrays: dict[str, np.ndarray]) -> np.ndarray:
         key = (graph, tuple((name, array.shape) for name, array in arrays.items()))
         with self._lock:
-            request = self._requests.pop(key, None) or compile_request(self.core, self._model(graph), *key)
+            request = self._requests.pop(key, None)
+            if request is None:
+                # OpenVINO writes the compiled blob into the shared cache folder and then makes it read-only, which
+                # fails when another process (a cluster's worker beside this one) replaced it meanwhile.
+                with one_process_at_a_time(self.cache / "compiling.lock"):
+                    request = compile_request(self.core, self._model(graph), *key)
             self._requests[key] = request
             while len(self._requests) > KEPT_SHAPES:
                 self._requests.popitem(last=False)
