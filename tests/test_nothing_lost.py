@@ -16,7 +16,7 @@ import av
 import pytest
 
 from streamstyle.core.errors import OutputError
-from streamstyle.core.files import JSON_FILE, AtomicFile, claim_output
+from streamstyle.core.files import JSON_FILE, AtomicFile, claim_output, one_process_at_a_time
 from streamstyle.io.media import VIDEO_FILE
 from tests.conftest import STARTUP_S, one_line_error, run_cli, run_cli_without_model, takes_ctrl_c, wait_until
 from tests.media import write_moving_clip
@@ -290,3 +290,16 @@ def test_the_python_report_says_the_input_ended_early(tmp_path, truncated):
     assert not (tmp_path / "strict.mp4").exists()
     whole = tmp_path / "whole.mp4"
     assert streamstyle.stylize_file(whole, tmp_path / "w.mp4", stylizer, strict=True).damage is None
+
+
+def test_one_process_at_a_time_holds_another_process_until_the_first_lets_go(tmp_path):
+    """What keeps cluster workers on one machine from compiling into OpenVINO's cache folder side by side."""
+    lock = tmp_path / "compiling.lock"
+    enter = "import pathlib, sys\nwith one_process_at_a_time(pathlib.Path(sys.argv[1])):\n    print('in', flush=True)"
+    code = f"from streamstyle.core.files import one_process_at_a_time\n{enter}"
+    with one_process_at_a_time(lock):
+        other = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE, text=True)
+        # However fast or slow the machine, it cannot get in while the lock is held here.
+        with pytest.raises(subprocess.TimeoutExpired):
+            other.wait(timeout=3)
+    assert other.communicate(timeout=STARTUP_S)[0] == "in\n" and other.returncode == 0
