@@ -51,6 +51,19 @@ def test_items_arrive_in_order_through_every_stage_and_audio_keeps_its_place():
     assert [f.index for f in sink.frames] == [0, 1] and sink.audio == ["sound 0", "sound 1"]
 
 
+def test_run_returns_when_its_steps_end_not_at_its_next_look():
+    """run() looked for ended steps every 0.1 s, sleeping between looks, so every job (a short clip, each
+    segment of a film on a cluster) ended up to 0.1 s after its last frame was written, 0.1 s at the least for a
+    chain of a few items. It wakes when a step ends now: the median of 5 runs stays under that step even on a
+    busy machine, where ending three threads takes milliseconds."""
+    seconds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        Chain([frame(0), frame(1)], [("pass", lambda items: items)], Collect()).run()
+        seconds.append(time.perf_counter() - start)
+    assert sorted(seconds)[2] < 0.1, f"run() took {sorted(seconds)[2] * 1000:.0f} ms after 2 frames (median of 5)"
+
+
 def test_stages_run_concurrently():
     # The stage (at its second item) and the sink (at its first) each wait inside their work until the other is
     # inside its own too: that only ends if they overlap (in sequence the barrier times out and the chain fails).

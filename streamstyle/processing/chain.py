@@ -31,16 +31,29 @@ _EMPTY = object()
 _POLL_SECONDS = 0.1
 
 
-def _ended_after(ended: queue.SimpleQueue[threading.Thread], seconds: float) -> list[threading.Thread]:
-    """The steps that reported their end, looked at after `seconds`. A sleep, not SimpleQueue.get(timeout): in
-    CPython 3.11 that get waits for ever once a signal handler (a SIGTERM that prints) outlasts what was left of
-    its timeout, and a restream then never ends."""
-    time.sleep(seconds)
-    steps = []
-    with contextlib.suppress(queue.Empty):
-        while True:
-            steps.append(ended.get_nowait())
-    return steps
+class _EndedSteps:
+    """The steps that have ended, as their threads report it, for the caller's thread to wake on at once (a job ends
+    with its last step, not at the next look). It waits on a threading.Event, whose wait takes what is left of its
+    timeout after a signal handler; CPython 3.11's SimpleQueue.get(timeout) waits for ever once a handler outlasts
+    it (a SIGTERM that prints: the restream never ended)."""
+
+    def __init__(self) -> None:
+        self._steps: queue.SimpleQueue[threading.Thread] = queue.SimpleQueue()
+        self._news = threading.Event()
+
+    def report(self, step: threading.Thread) -> None:
+        self._steps.put(step)
+        self._news.set()
+
+    def within(self, seconds: float) -> list[threading.Thread]:
+        """Those reported since the last look, waiting at most `seconds` for one."""
+        self._news.wait(seconds)
+        self._news.clear()  # before the steps are taken: a report that comes now wakes the next wait
+        steps = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                steps.append(self._steps.get_nowait())
+        return steps
 
 
 class Stopped(Exception):
@@ -131,7 +144,7 @@ class Chain:
             else:
                 self.sink.write_audio(item)
 
-    def _run_step(self, gate: threading.Barrier, ended: queue.SimpleQueue, timer: StageTimer,
+    def _run_step(self, gate: threading.Barrier, ended: _EndedSteps, timer: StageTimer,
                   produce: Callable[[], Iterator[object]], consume: Callable[[Iterator[object]], None] | None,
                   outbox: queue.Queue | None) -> None:  # fmt: skip
         try:
@@ -141,7 +154,7 @@ class Chain:
                 return  # the caller was interrupted while it started the steps: this one must not begin
             self._work(timer, produce, consume, outbox)
         finally:
-            ended.put(threading.current_thread())
+            ended.report(threading.current_thread())
 
     def _work(self, timer: StageTimer, produce: Callable[[], Iterator[object]],
               consume: Callable[[Iterator[object]], None] | None, outbox: queue.Queue | None) -> None:  # fmt: skip
@@ -187,7 +200,7 @@ class Chain:
         # Each step reports here when it is done. Waiting on Thread.join instead is unsafe: a Ctrl-C that lands
         # inside it marks a running thread as ended (CPython 3.11's bpo-45274 handling), and run() would return
         # under it.
-        ended: queue.SimpleQueue[threading.Thread] = queue.SimpleQueue()
+        ended = _EndedSteps()
         threads = [threading.Thread(target=self._run_step, args=(gate, ended, *step), name=f"streamstyle-{name}",
                                     daemon=True) for name, step in zip(names, steps, strict=True)]  # fmt: skip
         started: list[threading.Thread] = []
@@ -198,7 +211,7 @@ class Chain:
                 started.append(thread)
             gate.wait()
             while len(done) < len(threads):
-                done.update(_ended_after(ended, _POLL_SECONDS))
+                done.update(ended.within(_POLL_SECONDS))
                 if on_tick:
                     on_tick()
         except BaseException as error:
@@ -206,7 +219,7 @@ class Chain:
             self.stop_event.set()
             deadline = time.monotonic() + 10
             while not done.issuperset(started) and time.monotonic() < deadline:
-                done.update(_ended_after(ended, _POLL_SECONDS))
+                done.update(ended.within(_POLL_SECONDS))
             if isinstance(error, RuntimeError) and isinstance(error.__context__, KeyboardInterrupt):
                 # threading's locks are not safe against an exception raised inside them: a Ctrl-C that lands in
                 # Thread.start() can come out as RuntimeError("release unlocked lock"). The caller must see a Ctrl-C.
