@@ -1,6 +1,7 @@
 """Start-up time of the command line: `streamstyle --help` and `streamstyle file --help` against a bare Python
 start and against loading the libraries a job needs (torch, PyAV, OpenCV: what every --help cost before the
-commands loaded them lazily). Interleaved rounds, medians, ratios to the bare start.
+commands loaded them lazily); and a job's own start, its libraries and a built-in style's network ready to paint
+(weights and graphs from the cache, warmed beforehand). Interleaved rounds, medians, ratios to the bare start.
 
     python benchmarks/startup.py [--rounds 7]
 """
@@ -13,11 +14,14 @@ import subprocess
 import sys
 import time
 
+# A file job's imports, then what it builds before its first frame.
+JOB = "import streamstyle.apps.jobs, streamstyle; streamstyle.Stylizer(7)"
 CASES = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "streamstyle --help": [sys.executable, "-m", "streamstyle.cli", "--help"],
     "streamstyle file --help": [sys.executable, "-m", "streamstyle.cli", "file", "--help"],
     "import torch, av, cv2": [sys.executable, "-c", "import torch, av, cv2"],
+    "a job, ready to paint": [sys.executable, "-c", JOB],
 }
 
 

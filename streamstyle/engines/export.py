@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import torch
-from onnx import helper, numpy_helper
 from torch import nn
 
 from streamstyle.core.files import AtomicFile
@@ -20,6 +18,7 @@ from streamstyle.engines.graphs import SIDE_MULTIPLE, SMALLEST_SIDE, example_inp
 from streamstyle.models.weights import cache_root
 
 if TYPE_CHECKING:
+    import onnx
     import openvino
 
 OPSET = 18
@@ -58,6 +57,9 @@ def export_onnx(network: nn.Module, path: Path, batch: int | None = None,
                           output_names=[t.name for t in spec.outputs], opset_version=OPSET, dynamo=True,
                           dynamic_shapes=dynamic if any(dynamic) else None, optimize=True, external_data=False,
                           verbose=False)  # fmt: skip
+        # Here, not at the top: onnx (ml_dtypes) takes half a second to import, and a cached graph needs none of it.
+        import onnx
+
         graph = onnx.load(str(partial))
         splits_as_slices(graph.graph)
         onnx.save(graph, str(partial))
@@ -69,6 +71,8 @@ def splits_as_slices(graph: onnx.GraphProto) -> None:
     18 ways, and onnxruntime-web's WebGPU Split binds every output as a storage buffer of one shader: more than
     adapters offer (WebGPU's default is 8 a shader stage, SwiftShader's 10), so the page could not run there. A
     Slice binds two."""
+    from onnx import helper, numpy_helper
+
     constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
     nodes, sizes = [], set()
     for node in graph.node:

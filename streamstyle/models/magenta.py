@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from streamstyle.models.layers import (
@@ -38,6 +37,8 @@ class StylePredictor(nn.Module):
 
     def __init__(self):
         super().__init__()
+        import torchvision  # here, not at the top: its import takes a second of every start, dumoulin26's too
+
         self.features = torchvision.models.mobilenet_v2(weights=None, width_mult=1.0).features
         for name in _STRIDED_CONVS:
             conv = self.features.get_submodule(name)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-import torchvision
 from torch import nn
 
 # Index of each named ReLU in torchvision's vgg19().features.
@@ -32,6 +31,8 @@ class VGG19Features(nn.Module):
 
     def __init__(self):
         super().__init__()
+        import torchvision  # here, not at the top: its import takes a second, and only training and metrics need VGG
+
         self.features = torchvision.models.vgg19(weights=None).features[: LAYER_INDEX["relu5_1"] + 1]
         for layer in self.features:
             if isinstance(layer, nn.ReLU):
