@@ -85,7 +85,7 @@ def main() -> None:
             connection.send((str(args.clip), str(out / "peer.mp4")))
             return connection.recv()
 
-        # Warm-up, and the peer's output size, which streamstyle's matched runs then use.
+        # The peer's output size, which streamstyle's matched runs then use.
         in_peer_process()
         _, _, peer_size = streams(out / "peer.mp4")
         matched = SizeSettings(args.max_size, output_size=peer_size)
@@ -100,6 +100,8 @@ def main() -> None:
                 args.clip, out / "default.mp4", stylizer, sizes=SizeSettings(args.max_size))), "default"),
         }  # fmt: skip
         frames = streams(args.clip)[0]
+        for run, _ in runs.values():  # warm-up, untimed: each engine's first call compiles or loads for the size
+            run()
         fps: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, (run, _) in runs.items():
