@@ -1,5 +1,6 @@
 """The command line starts at once: no --help loads torch, PyAV or OpenCV, `import streamstyle` stays light until a
-model is asked for, and the help of every command reads as recorded in tests/data/help (a change shows in the diff)."""
+model is asked for, a job loads no library its network does not need, and the help of every command reads as recorded
+in tests/data/help (a change shows in the diff)."""
 
 import ast
 import os
